@@ -1,0 +1,402 @@
+"""P1: how fast the shard stream delivers training batches, against the alternatives.
+
+Variants, all at the same image size, batch size, augmentation and 41-channel ``unet_sa``
+representation, all through a torch DataLoader with the same number of loader worker processes:
+
+* ``stream_s3``   ShardStream over shards on the S3 server (ranged GETs of whole blocks).
+* ``loose_s3``    the loose VITON-HD files on the same S3 server, one GET per file (person,
+                  cloth, cloth-mask, parse, pose JSON: 5 GETs a sample), as a user without shards.
+* ``loose_local`` the same loose files read from local disk.
+* ``decode_limit`` no DataLoader, no I/O: W processes looping over the *same members' bytes*
+                  already in memory, doing only the decode calls the stream makes
+                  (cv2.imdecode of person/cloth JPEG as RGB, cloth mask as grayscale, the palette
+                  parse PNG through PIL — cv2 would expand the palette — and the pose JSON).
+* ``cpu_limit``   the same in-memory loop doing the stream's whole per-sample CPU work (decode +
+                  augmentation + representation), still without I/O, tar parsing, collation or IPC.
+
+Every variant is measured ``--rounds`` times, interleaved, and the best round is kept (the
+machine is shared; the best round is the least disturbed one). Usage::
+
+    python bench/p1_stream.py            # writes bench/results/p1_stream.json and prints it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from _results import machine_load, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+LOOSE_MEMBERS = ("person.jpg", "cloth.jpg", "cloth_mask.png", "parse.png", "pose.json")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=320, help="synthetic samples (the train split gets 3/4 of them)")
+    p.add_argument("--size", default="512x384", help="HxW of the dataset and of the batches")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--workers", default="1,2", help="loader worker counts to measure")
+    p.add_argument("--batches", type=int, default=30, help="timed batches per measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed batches first (worker start-up)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--shard-size", default="8MB")
+    p.add_argument("--shuffle-buffer", type=int, default=64)
+    p.add_argument("--limit-seconds", type=float, default=8.0, help="duration of each in-memory limit run")
+    p.add_argument("--work-dir", default=str(REPO / ".vton" / "bench"))
+    p.add_argument("--out", default=str(RESULTS / "p1_stream.json"))
+    return p.parse_args()
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def ensure_dataset(work: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
+    from shards.synthetic import MARKER, synthesize
+
+    root = work / f"p1-synth-n{n}-{size[0]}x{size[1]}-s{seed}"
+    marker = root / MARKER
+    if marker.is_file():
+        card = json.loads(marker.read_text())
+        if card.get("n") == n and card.get("size") == list(size) and card.get("seed") == seed:
+            return root
+    synthesize(root, n=n, size=size, seed=seed)
+    return root
+
+
+def loose_sources(root: Path) -> list[tuple[str, dict[str, Path], bytes]]:
+    from shards.layouts import read_layout
+    from shards.writer import serialise_meta
+
+    return [(s.key, {m: Path(s.paths[m]) for m in LOOSE_MEMBERS}, serialise_meta(s.meta))
+            for s in read_layout("viton_hd", root, "train")]
+
+
+def ensure_loose_on_s3(root: Path, url: str, sources) -> None:
+    """Upload the loose files (relative paths kept) unless they are already there."""
+    from shards.store import open_store
+
+    store = open_store(url)
+    have = set(store.list())
+    todo = [p for _, paths, _ in sources for p in paths.values() if p.relative_to(root).as_posix() not in have]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda p: store.put_file(p.relative_to(root).as_posix(), p), todo))
+
+
+# ------------------------------------------------------------------------------- loaders
+
+
+def loose_dataset(sources, root: Path, store_url: str | None, cfg, ring):
+    """An IterableDataset yielding the stream's batches from loose files (disk or one GET each)."""
+    from torch.utils.data import IterableDataset, get_worker_info
+
+    from shards.collate import collate, tune_worker_memory
+    from shards.store import open_store
+    from shards.stream import SampleProcessor
+
+    class Loose(IterableDataset):
+        def __iter__(self) -> Iterator[dict[str, Any]]:
+            info = get_worker_info()
+            w, n_w = (0, 1) if info is None else (info.id, info.num_workers)
+            if info is not None:
+                tune_worker_memory()  # the same worker set-up as the stream's
+            store = open_store(store_url) if store_url else None
+            process = SampleProcessor(cfg)
+            mine = sources[w::n_w]
+            i = 0
+            while True:
+                keys, arrays = [], []
+                for _ in range(cfg.batch_size):
+                    key, paths, meta = mine[i % len(mine)]
+                    if store is None:
+                        members = {m: p.read_bytes() for m, p in paths.items()}
+                    else:
+                        members = {m: store.get_bytes(p.relative_to(root).as_posix()) for m, p in paths.items()}
+                    members["meta.json"] = meta
+                    keys.append(key)
+                    arrays.append(process(members, key, (cfg.seed, i, w)))
+                    i += 1
+                yield collate(arrays, keys, ring=ring)
+
+    return Loose()
+
+
+def time_batches(it: Iterator[dict], batch_size: int, warmup: int, batches: int) -> float:
+    """samples/s over ``batches`` batches after ``warmup`` (worker start-up excluded)."""
+    try:
+        for _ in range(warmup):
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            next(it)
+        return batches * batch_size / (time.perf_counter() - t0)
+    finally:
+        close = getattr(it, "close", None)
+        if close:
+            close()
+
+
+def measure_stream(cfg, args) -> float:
+    from shards.stream import ShardStream, StreamPosition
+
+    return time_batches(ShardStream(cfg).iter_from(StreamPosition()), cfg.batch_size, args.warmup, args.batches)
+
+
+def measure_loose(sources, root: Path, store_url: str | None, cfg, args) -> float:
+    from torch.utils.data import DataLoader
+
+    from shards.collate import BufferRing, handing_back
+
+    # The same collation as the stream variant it is compared with (fresh or reused buffers).
+    ring = BufferRing(cfg.loader_workers, cfg.prefetch_factor + 2) if cfg.reuse_buffers else None
+    loader = DataLoader(loose_dataset(sources, root, store_url, cfg, ring), batch_size=None,
+                        num_workers=cfg.loader_workers, prefetch_factor=cfg.prefetch_factor, collate_fn=lambda b: b)
+    it = iter(loader)
+
+    def gen():
+        try:
+            yield from handing_back(it, ring)
+        finally:
+            it._shutdown_workers()
+
+    return time_batches(gen(), cfg.batch_size, args.warmup, args.batches)
+
+
+# --------------------------------------------------------------------------- in-memory limits
+
+_MEMORY: list[tuple[str, dict[str, bytes]]] = []
+_CFG = None
+
+
+def _decode_only(members: dict[str, bytes]) -> None:
+    import io
+
+    import cv2
+    from PIL import Image
+
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
+    for name, flag in (("person.jpg", rgb), ("cloth.jpg", rgb), ("cloth_mask.png", cv2.IMREAD_GRAYSCALE)):
+        assert cv2.imdecode(np.frombuffer(members[name], np.uint8), flag) is not None
+    with Image.open(io.BytesIO(members["parse.png"])) as im:
+        np.asarray(im)
+    json.loads(members["pose.json"])
+
+
+def _limit_worker(job: tuple[str, int, int, float]) -> tuple[int, float]:
+    from shards.collate import tune_worker_memory
+
+    kind, w, n_w, seconds = job
+    tune_worker_memory()  # the same process set-up as a loader worker
+    mine = _MEMORY[w::n_w]
+    if kind == "cpu":
+        from shards.stream import SampleProcessor
+
+        process = SampleProcessor(_CFG)
+        work: Callable[[str, dict[str, bytes], int], Any] = lambda key, m, i: process(m, key, (0, i, w))  # noqa: E731
+    else:
+        work = lambda key, m, i: _decode_only(m)  # noqa: E731
+    for key, m in mine[:2]:  # warm caches / lazy imports
+        work(key, m, 0)
+    count, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        key, m = mine[count % len(mine)]
+        work(key, m, count)
+        count += 1
+    return count, time.perf_counter() - t0
+
+
+def measure_limit(kind: str, workers: int, seconds: float) -> float:
+    with mp.get_context("fork").Pool(workers) as pool:
+        results = pool.map(_limit_worker, [(kind, w, workers, seconds) for w in range(workers)])
+    return sum(c / t for c, t in results)
+
+
+# ------------------------------------------------------------------------------- profile
+
+
+def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
+    """Single-process ms/sample of each stage of the stream (what the ratios are made of).
+
+    In-process, so "fresh buffers" are private memory here, not shared memory as in a worker."""
+    from shards.collate import BufferRing, collate, tune_worker_memory
+    from shards.stream import EpochPlan, SampleProcessor, _BlockData
+    from shards.tario import parse_sample
+
+    plan = EpochPlan([s.samples for s in manifest.shards], cfg.batch_size, 1, 1, samples, cfg.seed)
+    store = manifest.store()
+    t = time.perf_counter()
+    data = _BlockData(plan.block(0, 0, 0, 0), manifest, store)
+    fetch = (time.perf_counter() - t) / len(data.keys)
+    proc = SampleProcessor(cfg)
+    ring = BufferRing(0, 1)
+    timing = {"fetch_ranged_get": fetch, "tar_parse": 0.0, "decode": 0.0, "augment": 0.0, "representation": 0.0,
+              "collate_fresh_buffers": 0.0, "collate_reused_buffers": 0.0}
+    from shards.decode import decode_sample
+    from vton_models.representation import build_representation
+
+    tune_worker_memory()  # profile the way a loader worker runs
+    outs = []
+    n = len(data.keys)
+    for i, key in enumerate(data.keys):
+        t0 = time.perf_counter()
+        members = parse_sample(data.slices[i], data.shards[i], key)
+        t1 = time.perf_counter()
+        s = decode_sample(members, key)
+        t2 = time.perf_counter()
+        s = proc.augmenter(s, (0, i))
+        t3 = time.perf_counter()
+        outs.append(build_representation(cfg.representation, s))
+        t4 = time.perf_counter()
+        for name, dt in zip(("tar_parse", "decode", "augment", "representation"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            timing[name] += dt / n
+        if len(outs) == cfg.batch_size:
+            per = n // cfg.batch_size * cfg.batch_size
+            t5 = time.perf_counter()
+            collate(outs, [key] * len(outs))
+            t6 = time.perf_counter()
+            ring.release(collate(outs, [key] * len(outs), ring=ring))
+            timing["collate_fresh_buffers"] += (t6 - t5) / per
+            timing["collate_reused_buffers"] += (time.perf_counter() - t6) / per
+            outs = []
+    return {k: round(v * 1000, 2) for k, v in timing.items()}
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main() -> dict:
+    global _CFG
+    args = parse_args()
+    sys.path.insert(0, str(REPO))
+    from cluster.settings import apply_stack_env
+
+    env = apply_stack_env()
+    if not os.environ.get("VTON_S3_ENDPOINT"):
+        raise SystemExit("no local stack env file (.vton/stack/stack.env): run `vton stack up` first")
+    from shards.manifest import Manifest
+    from shards.stream import StreamConfig
+    from shards.writer import build_shards
+
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    root = ensure_dataset(work, args.n, (h, w))
+    bucket = os.environ.get("VTON_BUCKET", "vton")
+    base = f"s3://{bucket}/bench/p1/n{args.n}-{h}x{w}"
+    t0 = time.perf_counter()
+    manifest = build_shards("viton_hd", root, "train", f"{base}/shards", shard_size_bytes=args.shard_size)
+    build_s = time.perf_counter() - t0
+    manifest = Manifest.load(f"{base}/shards")
+    sources = loose_sources(root)
+    ensure_loose_on_s3(root, f"{base}/loose", sources)
+    _MEMORY[:] = [(key, {**{m: p.read_bytes() for m, p in paths.items()}, "meta.json": meta})
+                  for key, paths, meta in sources]
+    loose_bytes = sum(len(v) for _, m in _MEMORY for k, v in m.items() if k != "meta.json")
+
+    workers = [int(x) for x in args.workers.split(",")]
+    modes = {"reused_buffers": True, "fresh_buffers": False}
+    raw: dict[str, dict[str, list[float]]] = {str(n): {} for n in workers}
+    load_before = os.getloadavg()
+    for _round in range(args.rounds):
+        for n_w in workers:
+            r = raw[str(n_w)]
+            for mode, reuse in modes.items():
+                cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w),
+                                   loader_workers=n_w, shuffle_buffer=args.shuffle_buffer, augment=True, seed=0,
+                                   reuse_buffers=reuse)
+                _CFG = cfg
+                r.setdefault(f"stream_s3/{mode}", []).append(measure_stream(cfg, args))
+                r.setdefault(f"loose_s3/{mode}", []).append(measure_loose(sources, root, f"{base}/loose", cfg, args))
+                r.setdefault(f"loose_local/{mode}", []).append(measure_loose(sources, root, None, cfg, args))
+            r.setdefault("decode_limit", []).append(measure_limit("decode", n_w, args.limit_seconds))
+            r.setdefault("cpu_limit", []).append(measure_limit("cpu", n_w, args.limit_seconds))
+            print(f"round {_round} workers {n_w}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in r.items()),
+                  file=sys.stderr)
+    load_after = os.getloadavg()
+
+    per_workers = {}
+    for n_w, r in raw.items():
+        best = {k: round(max(v), 2) for k, v in r.items()}
+        entry: dict[str, Any] = {"samples_per_s_best": best,
+                                 "samples_per_s_rounds": {k: [round(x, 2) for x in v] for k, v in r.items()}}
+        for mode in modes:
+            stream = r[f"stream_s3/{mode}"]
+            paired = {  # per round: variants measured back to back, so the load is most alike
+                "ratio_vs_loose": [a / b for a, b in zip(stream, r[f"loose_s3/{mode}"])],
+                "ratio_vs_loose_local": [a / b for a, b in zip(stream, r[f"loose_local/{mode}"])],
+                "ratio_vs_decode_limit": [a / b for a, b in zip(stream, r["decode_limit"])],
+                "ratio_vs_cpu_limit": [a / b for a, b in zip(stream, r["cpu_limit"])],
+            }
+            entry[mode] = {name: round(statistics.median(v), 3) for name, v in paired.items()}
+            entry[mode]["per_round"] = {name: [round(x, 3) for x in v] for name, v in paired.items()}
+            entry[mode]["best_of_rounds"] = {
+                name: round(best[f"stream_s3/{mode}"] / best[other], 3)
+                for name, other in (("ratio_vs_loose", f"loose_s3/{mode}"), ("ratio_vs_loose_local", f"loose_local/{mode}"),
+                                    ("ratio_vs_decode_limit", "decode_limit"), ("ratio_vs_cpu_limit", "cpu_limit"))}
+        per_workers[n_w] = entry
+
+    def headline(mode: str, name: str) -> float:
+        return min(v[mode][name] for v in per_workers.values())
+
+    cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w), loader_workers=0,
+                       shuffle_buffer=args.shuffle_buffer)
+    result = {
+        "benchmark": "p1_stream",
+        "ratio_vs_loose": headline("reused_buffers", "ratio_vs_loose"),
+        "ratio_vs_decode_limit": headline("reused_buffers", "ratio_vs_decode_limit"),
+        "ratio_vs_cpu_limit": headline("reused_buffers", "ratio_vs_cpu_limit"),
+        "ratio_vs_loose_local": headline("reused_buffers", "ratio_vs_loose_local"),
+        "fresh_buffers": {name: headline("fresh_buffers", name) for name in
+                          ("ratio_vs_loose", "ratio_vs_decode_limit", "ratio_vs_cpu_limit", "ratio_vs_loose_local")},
+        "targets": {"ratio_vs_loose": 1.5, "ratio_vs_decode_limit": 0.8},
+        "ratios_are": ("median over rounds of the ratio within a round (variants measured back to back), "
+                       "then the minimum over the loader worker counts measured; with "
+                       "StreamConfig.reuse_buffers=True (the loose baselines use the same collation). "
+                       "'fresh_buffers' = a new shared-memory batch per step (reuse_buffers=False, torch's "
+                       "usual behaviour) for every variant. Best-of-rounds ratios are listed per worker count"),
+        "per_loader_workers": per_workers,
+        "stage_ms_per_sample_single_process": profile_stages(manifest, cfg),
+        "definitions": {
+            "samples_per_s": "training samples delivered per second to the main process",
+            "stream_s3": "shards.stream.ShardStream over the shards on the S3 server -> augmented 41-channel "
+                         "unet_sa batches (DataLoader, loader_workers processes)",
+            "loose_s3": "same per-sample work and DataLoader; the 5 loose VITON-HD files of a sample "
+                        "(image, cloth, cloth-mask, image-parse-v3, openpose_json) fetched one GET each from the "
+                        "same S3 server",
+            "loose_local": "same, files read from local disk",
+            "decode_limit": "pure decode loop over the same members' bytes already in memory, in as many "
+                            "processes as loader workers: cv2.imdecode of person.jpg and cloth.jpg (RGB) and "
+                            "cloth_mask (grayscale), PIL decode of the palette parse.png (OpenCV expands "
+                            "palettes, so the stream uses PIL for it), json.loads of pose.json; no augmentation, "
+                            "no representation, no tar, no I/O, no IPC",
+            "cpu_limit": "the stream's full per-sample CPU work (decode + augmentation + unet_sa representation) "
+                         "over bytes in memory, same process count, no I/O, tar parsing, collation or IPC",
+        },
+        "settings": {
+            "samples": manifest.num_samples, "image_size": [h, w], "batch_size": args.batch_size,
+            "loader_workers": workers, "timed_batches": args.batches, "warmup_batches": args.warmup,
+            "rounds": args.rounds, "shard_size": args.shard_size, "shards": len(manifest.shards),
+            "shard_bytes": manifest.num_bytes, "loose_bytes_fetched": loose_bytes,
+            "shuffle_buffer": args.shuffle_buffer, "augment": "paper 000 defaults (jitter p=0.5, blur p=0.3)",
+            "representation": "unet_sa (41 channels float32)", "limit_seconds": args.limit_seconds,
+            "build_shards_seconds": round(build_s, 2),
+        },
+        "machine": machine_load(load_before, load_after, env.get("VTON_S3_ENDPOINT", os.environ.get("VTON_S3_ENDPOINT"))),
+        "command": "python bench/p1_stream.py " + " ".join(sys.argv[1:]),
+    }
+    return write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,445 @@
+"""Typed run configuration: dataclasses, YAML files, dotted overrides, validation before any cluster work.
+
+One config object describes a whole run (data, recipe, losses, optimisation, precision, strategy,
+checkpoints, tracking, Ray scaling). It is loaded from YAML (imaginaire-style: a file names its
+parts, ``_base_`` inherits another file), patched with dotted overrides from the command line
+(``train.lr_d=5e-5 strategy.name=deepspeed``, torchtitan-style), and validated *before* Ray is
+touched, so a typo costs a second, not a cluster allocation. The resolved config is what
+``vton config show`` prints and what gets logged to MLflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+GanMode = Literal["lsgan", "hinge", "vanilla", "wgan"]
+PrecisionMode = Literal["fp32", "bf16", "fp16"]
+StrategyName = Literal["ddp", "deepspeed"]
+#: Ray placement-group strategies for the worker bundles (ScalingConfig.placement_strategy).
+PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the dotted key and what would have been accepted."""
+
+
+@dataclass
+class DataConfig:
+    """Where the shards are and how the loader turns them into batches."""
+
+    manifest: str = ""  # URL of the training manifest.json (s3://... or file://...)
+    val_manifest: str = ""  # held-out manifest for in-loop evaluation ("" = none)
+    image_size: tuple[int, int] = (256, 192)  # (height, width) the loader resizes to
+    batch_size: int = 4  # micro-batch per worker
+    loader_workers: int = 1  # DataLoader processes per training worker
+    shuffle_buffer: int = 256
+    augment: bool = True
+    representation: str = ""  # loader-side builder; "" = the recipe's own
+    pose_sigma: float = 3.0
+    max_bad_fraction: float = 0.05  # corrupt samples tolerated before the stream raises
+
+
+@dataclass
+class ModelConfig:
+    """The recipe (model family + stage); every other key is a recipe option, checked by the recipe."""
+
+    recipe: str = "unet_sa"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossConfig:
+    gan_mode: GanMode = "lsgan"
+    weights: dict[str, float] = field(default_factory=dict)  # overrides of the recipe's defaults
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # optimizer steps of G
+    lr_g: float = 2e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    d_steps_per_g: int = 1
+    grad_clip: float = 0.0  # max grad norm; 0 disables clipping
+    ema_decay: float = 0.0  # EMA of G; 0 disables it
+    lr_plateau_patience: int = 5  # ReduceLROnPlateau on the validation loss; 0 disables it
+    lr_plateau_factor: float = 0.5
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 100
+    eval_every: int = 100
+    eval_batches: int = 4
+    deterministic: bool = False
+
+
+@dataclass
+class PrecisionConfig:
+    mode: PrecisionMode = "fp32"
+    init_scale: float = 65536.0  # fp16 GradScaler initial scale, one scaler per network
+    growth_interval: int = 2000
+
+
+@dataclass
+class StrategyConfig:
+    name: StrategyName = "ddp"
+    zero_stage: int = 0  # DeepSpeed ZeRO stage (0, 1 or 2)
+    deepspeed_config: str = ""  # optional JSON file merged over the generated DeepSpeed config
+    find_unused_parameters: bool = False
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+
+
+@dataclass
+class CheckpointConfig:
+    storage_path: str = ""  # s3://bucket/prefix or a local dir; "" = the local stack's bucket
+    every_n_steps: int = 100
+    keep: int = 3
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = ""  # "" = MLFLOW_TRACKING_URI from the environment / stack env file
+    experiment: str = "vton"
+    model_name: str = ""  # registered model name; "" = vton-<recipe>
+    register_model: bool = True
+    system_metrics: bool = True
+    #: Log into this existing MLflow run instead of creating or resuming one by run name. A Tune
+    #: trial sets it to its child run (under the sweep's parent run), which every PBT generation
+    #: of the trial shares even though each generation is a differently named Train run.
+    run_id: str = ""
+
+
+@dataclass
+class RayConfig:
+    num_workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cpus_per_worker
+    resources_per_worker: dict[str, float] = field(default_factory=dict)
+    max_failures: int = 0
+    # PACK fills few nodes (fast collectives); SPREAD puts workers on different nodes when it can
+    # and still fits them on fewer after a node is lost (with max_failures > 0); STRICT_SPREAD
+    # demands one node per worker, so a lost node blocks the retry until a new node joins.
+    placement_strategy: PlacementStrategy = "PACK"
+    address: str = ""  # "" = RAY_ADDRESS / stack env file / a local in-process Ray
+
+
+@dataclass
+class Config:
+    name: str = "vton-run"  # run name: checkpoints and resume are keyed by it
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict; model options are written flat under ``model`` as users write them."""
+        out = _to_plain(self)
+        out["model"] = {"recipe": self.model.recipe, **self.model.options}
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted key -> value, the form logged as MLflow params and swept by Tune."""
+        return _flatten(self.to_dict())
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read YAML (with ``_base_`` inheritance), apply dotted overrides, validate fields."""
+    raw: dict[str, Any] = _read_yaml_tree(Path(path)) if path else {}
+    for item in overrides:
+        key, value = _split_override(item)
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw)
+
+
+def override_config(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """``cfg`` with dotted ``key=value`` overrides applied exactly as on the command line.
+
+    Tune trials and search-space checks use this, so a swept key means what the same override
+    typed after ``vton train CONFIG`` means (same parsing, same validation, same error text).
+    """
+    raw = cfg.to_dict()
+    for item in overrides:
+        key, value = _split_override(item)
+        _set_dotted(raw, key, value)
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> Config:
+    raw = dict(raw)
+    model = raw.get("model")
+    if model is not None:
+        if not isinstance(model, Mapping):
+            raise ConfigError(f"model: expected a mapping, got {type(model).__name__}")
+        model = dict(model)
+        options = dict(model.pop("options", {}) or {})
+        recipe = model.pop("recipe", ModelConfig.recipe)
+        raw["model"] = {"recipe": recipe, "options": {**options, **model}}
+    cfg = _build(Config, raw, "")
+    validate_config(cfg)
+    return cfg
+
+
+def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: _base_ cycle through {[str(p) for p in seen]}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    base = data.pop("_base_", None)
+    if base is None:
+        return data
+    return _deep_merge(_read_yaml_tree(path.parent / base, seen + (path,)), data)
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like section.key=value (e.g. train.lr_d=5e-5)")
+    key, value = item.split("=", 1)
+    if not key:
+        raise ConfigError(f"override '{item}' has no key before '='")
+    return key.strip(), value
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = _OverrideText(value)
+
+
+class _OverrideText(str):
+    """A value typed on the command line: parsed according to the field it lands in."""
+
+
+# --------------------------------------------------------------------------------------------
+# Typed construction
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            where = f"'{prefix}'" if prefix else "the top level"
+            hint = difflib.get_close_matches(str(key), names, n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ConfigError(
+                f"unknown key '{_join(prefix, key)}'{suggestion}; valid keys in {where}: {', '.join(names)}"
+            )
+    kwargs = {name: _coerce(hints[name], raw[name], _join(prefix, name)) for name in names if name in raw}
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if tp is Any:
+        return _parse_text(value) if isinstance(value, _OverrideText) else value
+    if origin is Literal:
+        value = str(value)
+        if value not in args:
+            raise ConfigError(f"{key}: '{value}' is not allowed; allowed values: {', '.join(map(str, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, _OverrideText) and value in ("null", "None", "")):
+            return None
+        return _coerce(inner[0], value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+        return str(value)
+    if origin in (tuple, list):
+        if isinstance(value, str):
+            value = _parse_text(value)
+        if isinstance(value, str) and "x" in value and origin is tuple:  # "64x48" image sizes
+            value = value.split("x")
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}: {list(value)!r}")
+            return tuple(_coerce(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        return origin(_coerce(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if isinstance(value, str):
+            value = _parse_text(value)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(vt, v, _join(key, k)) for k, v in value.items()}
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a bug in this module, not user input
+
+
+def _parse_text(value: Any) -> Any:
+    return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def _join(prefix: str, key: Any) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = _join(prefix, key)
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, dotted))
+        elif isinstance(value, (list, tuple)):
+            out[dotted] = json.dumps(value)
+        else:
+            out[dotted] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate_config(cfg: Config) -> None:
+    """Range checks that do not depend on the machine; raises ConfigError naming the key."""
+    checks: list[tuple[str, bool, str]] = [
+        ("name", bool(cfg.name.strip()) and "/" not in cfg.name, "a non-empty name without '/'"),
+        ("train.steps", cfg.train.steps >= 1, ">= 1"),
+        ("train.lr_g", cfg.train.lr_g > 0, "> 0"),
+        ("train.lr_d", cfg.train.lr_d > 0, "> 0"),
+        ("train.betas", all(0.0 <= b < 1.0 for b in cfg.train.betas), "two values in [0, 1)"),
+        ("train.grad_accum", cfg.train.grad_accum >= 1, ">= 1"),
+        ("train.d_steps_per_g", cfg.train.d_steps_per_g >= 1, ">= 1"),
+        ("train.grad_clip", cfg.train.grad_clip >= 0, ">= 0 (0 disables clipping)"),
+        ("train.ema_decay", 0.0 <= cfg.train.ema_decay < 1.0, "in [0, 1) (0 disables EMA)"),
+        ("train.lr_plateau_patience", cfg.train.lr_plateau_patience >= 0, ">= 0 (0 disables it)"),
+        ("train.lr_plateau_factor", 0.0 < cfg.train.lr_plateau_factor < 1.0, "in (0, 1)"),
+        ("train.log_every", cfg.train.log_every >= 1, ">= 1"),
+        ("train.sample_every", cfg.train.sample_every >= 0, ">= 0 (0 disables sample grids)"),
+        ("train.eval_every", cfg.train.eval_every >= 0, ">= 0 (0 disables in-loop evaluation)"),
+        ("train.eval_batches", cfg.train.eval_batches >= 1, ">= 1"),
+        ("data.image_size", all(s >= 16 and s % 8 == 0 for s in cfg.data.image_size),
+         "two multiples of 8, each >= 16 (height, width)"),
+        ("data.batch_size", cfg.data.batch_size >= 1, ">= 1"),
+        ("data.loader_workers", cfg.data.loader_workers >= 0, ">= 0"),
+        ("data.shuffle_buffer", cfg.data.shuffle_buffer >= 1, ">= 1"),
+        ("data.pose_sigma", cfg.data.pose_sigma > 0, "> 0"),
+        ("data.max_bad_fraction", 0.0 <= cfg.data.max_bad_fraction <= 1.0, "in [0, 1]"),
+        ("precision.init_scale", cfg.precision.init_scale > 0, "> 0"),
+        ("precision.growth_interval", cfg.precision.growth_interval >= 1, ">= 1"),
+        ("strategy.zero_stage", cfg.strategy.zero_stage in (0, 1, 2), "one of 0, 1, 2"),
+        ("checkpoint.every_n_steps", cfg.checkpoint.every_n_steps >= 1, ">= 1"),
+        ("checkpoint.keep", cfg.checkpoint.keep >= 1, ">= 1"),
+        ("ray.num_workers", cfg.ray.num_workers >= 1, ">= 1"),
+        ("ray.cpus_per_worker", cfg.ray.cpus_per_worker > 0, "> 0"),
+        ("ray.threads_per_worker", cfg.ray.threads_per_worker >= 0, ">= 0 (0 = cpus_per_worker)"),
+        ("ray.max_failures", cfg.ray.max_failures >= -1, ">= -1 (-1 retries forever)"),
+    ]
+    for key, ok, allowed in checks:
+        if not ok:
+            raise ConfigError(f"{key}: got {_lookup(cfg, key)!r}; must be {allowed}")
+    for term, weight in cfg.loss.weights.items():
+        if weight < 0:
+            raise ConfigError(f"loss.weights.{term}: got {weight!r}; must be >= 0")
+    if cfg.strategy.deepspeed_config and cfg.strategy.name != "deepspeed":
+        raise ConfigError(
+            f"strategy.deepspeed_config is set ({cfg.strategy.deepspeed_config!r}) but strategy.name is "
+            f"'{cfg.strategy.name}'; set strategy.name=deepspeed or drop the file"
+        )
+
+
+def validate_environment(cfg: Config, gpus_visible: int) -> None:
+    """Checks that depend on where the run will execute (the driver machine or the cluster)."""
+    if cfg.ray.use_gpu and gpus_visible == 0:
+        raise ConfigError(
+            "ray.use_gpu: true but no GPU is visible (torch.cuda / the Ray cluster report 0); "
+            "set ray.use_gpu=false to train on CPU"
+        )
+    if cfg.ray.use_gpu and cfg.ray.num_workers > gpus_visible:
+        raise ConfigError(
+            f"ray.num_workers: {cfg.ray.num_workers} GPU workers requested but only {gpus_visible} "
+            "GPU(s) are visible; lower ray.num_workers"
+        )
+    if cfg.strategy.backend == "nccl" and not cfg.ray.use_gpu:
+        raise ConfigError("strategy.backend: 'nccl' needs GPUs; use 'gloo' or 'auto' with ray.use_gpu=false")
+
+
+def _lookup(cfg: Config, dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node

@@ -1,0 +1,94 @@
+"""From the run config to the shard streams a worker reads (training and held-out)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator
+
+from orchestrator.config import Config
+from vton_models.recipes.base import Recipe
+
+
+def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool):
+    from shards.stream import StreamConfig
+
+    return StreamConfig(
+        manifest_url=manifest,
+        batch_size=cfg.data.batch_size,
+        image_size=tuple(cfg.data.image_size),
+        representation=cfg.data.representation or recipe.representation,
+        representation_options={"sigma": cfg.data.pose_sigma},
+        loader_workers=cfg.data.loader_workers if train else 0,
+        shuffle_buffer=cfg.data.shuffle_buffer if train else 1,
+        augment=cfg.data.augment and train,
+        seed=cfg.train.seed if train else 0,
+        max_bad_fraction=cfg.data.max_bad_fraction,
+    )
+
+
+@dataclass
+class TrainStream:
+    """The training stream addressed by the number of micro-batches already consumed.
+
+    The checkpoint stores that one counter; this turns it into the stream's (epoch, step) position.
+    """
+
+    stream: object
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.stream.batches_per_epoch
+
+    def iter_from_batches(self, consumed: int) -> Iterator[dict]:
+        from shards.stream import StreamPosition
+
+        epoch, step = divmod(consumed, self.stream.batches_per_epoch)
+        return iter(self.stream.iter_from(StreamPosition(epoch=epoch, step=step)))
+
+
+def make_train_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int) -> TrainStream:
+    from shards.stream import ShardStream
+
+    if not cfg.data.manifest:
+        raise ValueError("data.manifest is empty: point it at a manifest.json written by `vton shard build`")
+    return TrainStream(ShardStream(_stream_config(cfg, recipe, cfg.data.manifest, train=True), rank, world_size))
+
+
+def make_val_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int):
+    """Held-out batches: no augmentation, no shuffle buffer, loaded in-process."""
+    from shards.stream import ShardStream
+
+    return ShardStream(_stream_config(cfg, recipe, cfg.data.val_manifest, train=False), rank, world_size)
+
+
+def manifest_sha256(url: str) -> str:
+    """Identity of the dataset a model was trained on (recorded as a model version tag)."""
+    from shards.store import split_url
+
+    store, name = split_url(url)
+    return hashlib.sha256(store.get_bytes(name)).hexdigest()
+
+
+def probe_batch_shapes(manifest_url: str, representation: str, image_size: tuple[int, int],
+                       options: dict) -> dict[str, tuple[int, ...]]:
+    """Per-sample array shapes the loader would produce, from the first sample of the first shard.
+
+    One small read lets the driver reject a model whose inputs do not match the data before any
+    worker starts.
+    """
+    from shards.decode import decode_sample
+    from shards.manifest import Manifest
+    from shards.tario import scan_shard
+    from shards.transforms import resize_sample
+    from vton_models.representation import build_representation
+
+    manifest = Manifest.load(manifest_url)
+    if not manifest.shards:
+        raise FileNotFoundError(f"{manifest_url} lists no shards")
+    first = manifest.shards[0]
+    with manifest.store().open_read(first.name) as stream:
+        sample = next(scan_shard(stream, first.name))
+    decoded = resize_sample(decode_sample(sample.members, sample.key), image_size)
+    arrays = build_representation(representation, decoded, **options)
+    return {name: tuple(array.shape) for name, array in arrays.items()}

@@ -1,0 +1,114 @@
+"""`vton demo`: the whole design card once, on embedded defaults.
+
+local stack -> synthetic VITON-HD set -> WebDataset shards on the S3 server -> `ray job submit`
+of a 2-worker DDP GAN run (grad_accum 2) -> MLflow run + registered model, with held-out L1/SSIM
+of the untrained and the trained generator printed side by side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from orchestrator.config import Config, load_config
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "unet_sa" / "demo.yaml"
+DEMO_SAMPLES = 96
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _precision(cfg: Config, forced: bool, cache_dir: Path) -> tuple[str, str]:
+    """Measured choice, cached per (model config, machine) so repeated demos skip the probe."""
+    if forced:
+        return cfg.precision.mode, f"{cfg.precision.mode}: set on the command line"
+    key_src = json.dumps({"model": cfg.to_dict()["model"], "data": cfg.to_dict()["data"]["image_size"],
+                          "strategy": cfg.strategy.name,
+                          "batch": cfg.data.batch_size, "cpu": platform.processor(), "cores": os.cpu_count()})
+    cache = cache_dir / f"precision-{hashlib.sha1(key_src.encode()).hexdigest()[:12]}.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        return saved["mode"], saved["reason"] + " (measured earlier on this machine)"
+    import torch
+
+    from orchestrator.precision_probe import choose_precision
+
+    torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
+    mode, _, reason = choose_precision(cfg)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"mode": mode, "reason": reason}))
+    return mode, reason
+
+
+def run_demo(overrides: list[str], verbose: bool = False) -> int:
+    from cluster import stack
+    from cluster.settings import StackSettings
+    from orchestrator import jobs
+    from shards.synthetic import synthesize
+    from shards.writer import build_shards
+
+    started = time.monotonic()
+    cfg = load_config(DEMO_CONFIG, overrides)  # validated before anything starts
+    settings = StackSettings.from_env()
+    _step("local stack (Ray head, S3 server, MLflow server)")
+    env = stack.up(settings)
+    os.environ.update(env)
+
+    demo_dir = settings.state_dir.parent / "demo"
+    data_dir = demo_dir / "data"
+    _step(f"synthetic VITON-HD dataset: {DEMO_SAMPLES} samples at {cfg.data.image_size[0]}x{cfg.data.image_size[1]}")
+    if not (data_dir / "train_pairs.txt").is_file():
+        synthesize(data_dir, n=DEMO_SAMPLES, size=tuple(cfg.data.image_size), seed=0)
+    for split, url in (("train", cfg.data.manifest), ("test", cfg.data.val_manifest)):
+        dest = url.rsplit("/", 1)[0]
+        manifest = build_shards("viton_hd", data_dir, split, dest, shard_size_bytes="1MB", workers=1)
+        stats = manifest.build_stats
+        print(f"    {split}: {stats.samples} samples, {stats.shards} shards -> {dest} "
+              f"({stats.uploaded} uploaded, {stats.skipped} already there)")
+
+    forced = any(o.startswith("precision.mode=") for o in overrides)
+    mode, reason = _precision(cfg, forced, demo_dir)
+    _step(f"precision: {reason}")
+    run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    cfg = load_config(DEMO_CONFIG, [*overrides, f"precision.mode={mode}", f"name={run_name}"])
+
+    strategy = "DDP" if cfg.strategy.name == "ddp" else f"DeepSpeed ZeRO-{cfg.strategy.zero_stage}"
+    _step(f"ray job submit: {cfg.ray.num_workers} {strategy} workers, {cfg.precision.mode}, grad_accum "
+          f"{cfg.train.grad_accum}, {cfg.train.steps} steps")
+    client, job_id = jobs.submit(cfg)
+    print(f"    job {job_id} on {jobs.job_address(cfg)}")
+    outcome = jobs.wait(client, job_id, jobs.progress_printer(verbose))
+    if outcome.status != "SUCCEEDED" or not outcome.result:
+        print("\n".join(outcome.logs.splitlines()[-60:]))
+        print(f"error: the demo job ended {outcome.status}")
+        return 1
+    return _report(outcome.result, env, cfg, time.monotonic() - started)
+
+
+def _report(result: dict, env: dict[str, str], cfg: Config, seconds: float) -> int:
+    from mlflow import MlflowClient
+
+    from orchestrator.tracking import registered_model_name
+
+    uri = env["MLFLOW_TRACKING_URI"]
+    run = MlflowClient(uri).get_run(result["mlflow_run_id"])
+    before, after = result["val_before"], result["val_after"]
+    print()
+    print(f"MLflow run:        {uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+    print(f"registered model:  {registered_model_name(cfg)} version {result['model_version']}")
+    print(f"held-out ({int(after['val/images'])} images)   untrained   trained")
+    print(f"  L1  (lower)     {before['val/l1']:9.4f} {after['val/l1']:9.4f}")
+    print(f"  SSIM (higher)   {before['val/ssim']:9.4f} {after['val/ssim']:9.4f}")
+    print(f"  PSNR (higher)   {before['val/psnr']:9.2f} {after['val/psnr']:9.2f} dB")
+    print(f"done in {seconds:.0f}s")
+    improved = after["val/l1"] < before["val/l1"] and after["val/ssim"] > before["val/ssim"]
+    if not improved:
+        print("error: the trained model is not better than the untrained one on held-out data")
+        return 1
+    return 0

@@ -1,0 +1,334 @@
+"""`vton eval`: generate for every sample of a shard set and compute every metric, on Ray.
+
+Why shards are split per worker instead of read through ``ShardStream``: the training stream
+pads every rank to equal batch counts by repeating samples, which is right for DDP and wrong for
+a metric (a repeated image would count twice). Here worker ``i`` of ``W`` reads shards
+``i, i+W, ...`` whole, in tar order, without augmentation, so every sample is scored exactly once
+however many workers run. Each worker returns only its ``MetricSuite`` statistics (fixed size);
+the driver merges them and computes the numbers. A sample that fails to decode is an error, not a
+skip: a score on "the test set minus what broke" is not the protocol's number.
+
+Generation uses the registered model's own run config (stored in the MLflow model metadata), so
+resolution and representation are those the model was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+EVAL_EXPERIMENT = "vton-eval"
+BATCH_SIZE = 8
+
+
+class EvalError(ValueError):
+    """Something the user can fix: a bad model URI, data URL, option or input."""
+
+
+# ---------------------------------------------------------------------------------- the model
+
+
+@dataclass
+class LoadedModel:
+    """A registered generator plus what is needed to feed it."""
+
+    generator: nn.Module
+    config: Any  # orchestrator.config.Config
+    uri: str
+    name: str | None = None
+    version: str | None = None
+
+    @property
+    def generator_name(self) -> str:
+        from orchestrator.loop import build_recipe_from_config
+
+        recipe = build_recipe_from_config(self.config)
+        return next(s.name for s in recipe.networks if s.role == "generator")
+
+
+def resolve_version(uri: str) -> tuple[str, str]:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, version)."""
+    from mlflow import MlflowClient
+
+    if not uri.startswith("models:/"):
+        raise EvalError(f"--model {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    body = uri[len("models:/"):]
+    try:
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        name, version = body.rsplit("/", 1)
+        MlflowClient().get_model_version(name, version)
+        return name, version
+    except Exception as exc:  # noqa: BLE001 - MlflowException, ValueError: all mean "no such model"
+        raise EvalError(f"--model {uri!r}: not found in the MLflow registry "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def load_registered(uri: str) -> LoadedModel:
+    """Load G and rebuild its run config from the model metadata written by ``log_generator``."""
+    import mlflow.pytorch
+    from mlflow.models import get_model_info
+
+    from orchestrator.config import config_from_dict
+
+    name, version = resolve_version(uri)
+    info = get_model_info(uri)
+    meta = info.metadata or {}
+    if "vton_config" not in meta:
+        raise EvalError(f"--model {uri!r}: the model has no 'vton_config' metadata; it was not logged by "
+                        "vton's tracking (orchestrator.tracking.MlflowTracker.log_generator)")
+    cfg = config_from_dict(meta["vton_config"])
+    generator = mlflow.pytorch.load_model(uri, map_location="cpu").eval()
+    return LoadedModel(generator, cfg, uri, name, version)
+
+
+def load_model(uri: str) -> LoadedModel:
+    """A registered model (``models:/...``) or a training checkpoint URL (s3://, file://, a path)."""
+    if uri.startswith("models:/"):
+        return load_registered(uri)
+    from orchestrator.checkpoint_generator import CheckpointError, load_checkpoint_generator
+
+    try:
+        return load_checkpoint_generator(uri)
+    except (CheckpointError, FileNotFoundError, OSError) as exc:
+        raise EvalError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------ the data
+
+
+def _cloth_index(manifest) -> dict[str, tuple[int, int]]:
+    return {key: (s, i) for s, rec in enumerate(manifest.shards) for i, key in enumerate(rec.keys)}
+
+
+def _fetch_cloth(manifest, store, index: dict, key: str, owner: str) -> tuple[np.ndarray, np.ndarray]:
+    """The cloth image and mask of sample ``key`` (one ranged GET), for unpaired evaluation."""
+    from shards.decode import decode_mask, decode_rgb
+    from shards.tario import parse_sample
+
+    if key not in index:
+        raise EvalError(f"sample '{owner}': meta.unpaired_cloth_key '{key}' is not in this shard set")
+    s, i = index[key]
+    rec = manifest.shards[s]
+    members = parse_sample(store.get_range(rec.name, rec.offsets[i], rec.offsets[i + 1]), store.url_for(rec.name), key)
+    return decode_rgb(members["cloth.jpg"], key, "cloth.jpg"), decode_mask(members["cloth_mask.png"], key, "cloth_mask.png")
+
+
+def iter_eval_samples(manifest_url: str, worker: int, workers: int, pairs: str) -> Iterator[tuple[str, Any]]:
+    """(key, DecodedSample) for shards ``worker::workers``, in tar order, each sample once."""
+    import dataclasses
+
+    import cv2
+
+    from shards.decode import BadSampleError, decode_meta, decode_sample
+    from shards.manifest import Manifest
+    from shards.tario import scan_shard
+
+    manifest = Manifest.load(manifest_url)
+    store = manifest.store()
+    index = _cloth_index(manifest) if pairs == "unpaired" else {}
+    for rec in manifest.shards[worker::workers]:
+        with store.open_read(rec.name) as stream:
+            for scanned in scan_shard(stream, rec.name):
+                try:
+                    sample = decode_sample(scanned.members, scanned.key)
+                except BadSampleError as exc:
+                    raise EvalError(f"{store.url_for(rec.name)}: {exc}; evaluation does not skip samples "
+                                    "(run `vton shard verify` on the manifest)") from None
+                if pairs == "unpaired":
+                    meta = decode_meta(scanned.members.get("meta.json"), scanned.key)
+                    other = meta.get("unpaired_cloth_key")
+                    if not other:
+                        raise EvalError(f"sample '{scanned.key}' has no meta.unpaired_cloth_key; unpaired "
+                                        "evaluation needs a test split built from an unpaired pairs file")
+                    cloth, mask = _fetch_cloth(manifest, store, index, other, scanned.key)
+                    h, w = sample.person.shape[:2]
+                    if cloth.shape[:2] != (h, w):
+                        cloth = cv2.resize(cloth, (w, h), interpolation=cv2.INTER_AREA)
+                        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+                    sample = dataclasses.replace(sample, cloth=cloth, cloth_mask=mask)
+                yield scanned.key, sample
+
+
+def eval_batches(manifest_url: str, worker: int, workers: int, pairs: str, image_size: tuple[int, int],
+                 representation: str, options: dict, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
+    """Batches of the model's representation at the model's resolution (no augmentation)."""
+    from shards.collate import collate
+    from shards.transforms import resize_sample
+    from vton_models.representation import build_representation
+
+    keys, arrays = [], []
+    for key, sample in iter_eval_samples(manifest_url, worker, workers, pairs):
+        keys.append(key)
+        arrays.append(build_representation(representation, resize_sample(sample, image_size), **options))
+        if len(keys) == batch_size:
+            yield collate(arrays, keys)
+            keys, arrays = [], []
+    if keys:
+        yield collate(arrays, keys)
+
+
+# ---------------------------------------------------------------------------------- the worker
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    manifest_url: str
+    pairs: str
+    worker: int
+    workers: int
+    threads: int = 1
+    batch_size: int = BATCH_SIZE
+    fid_dims: int = 2048
+
+
+def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
+    """Generate + accumulate for one worker's shards; returns ``MetricSuite.state_dict()``."""
+    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.stages import attach_consumed_stages
+    from vton_models.metrics import MetricSuite, SuiteOptions, to_unit_range
+
+    torch.set_num_threads(max(1, task.threads))
+    cfg = model.config
+    recipe = build_recipe_from_config(cfg)
+    attach_consumed_stages(recipe)
+    g_name = model.generator_name
+    suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims))
+    representation = cfg.data.representation or recipe.representation
+    with torch.no_grad():
+        for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
+                                  tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
+                                  task.batch_size):
+            inputs = recipe.inputs(batch)
+            fake = to_unit_range(recipe.generate({g_name: model.generator}, inputs))
+            real = to_unit_range(recipe.target(inputs))
+            suite.update(fake, real, list(batch["__key__"]), batch["parse"])
+    return suite.state_dict()
+
+
+def _ray_part(model_ref, task: EvalTask) -> dict[str, Any]:
+    import vton_models  # noqa: F401  - torchvision CPU shim in the Ray worker process
+
+    return evaluate_part(model_ref, task)
+
+
+# -------------------------------------------------------------------------------------- driver
+
+
+@dataclass
+class EvalResult:
+    model_uri: str
+    model_name: str | None
+    model_version: str | None
+    data: str
+    pairs: str
+    workers: int
+    seconds: float
+    metrics: dict[str, float]
+    protocol: dict[str, Any] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=float)
+
+    def table(self) -> str:
+        lines = [f"{self.model_uri} on {self.data} ({self.pairs}, {int(self.metrics['images'])} images, "
+                 f"{self.seconds:.1f}s, {self.workers} workers)"]
+        lines += [f"  {name:20s} {value:.6g}" for name, value in self.metrics.items() if name != "images"]
+        return "\n".join(lines)
+
+
+def protocol_card(image_size: tuple[int, int]) -> dict[str, Any]:
+    """What the numbers mean; stored with every result so a JSON file explains itself."""
+    from importlib.metadata import version
+
+    return {
+        "resolution_hw": list(image_size), "colour": "RGB, 8-bit quantised, values in [0, 1]",
+        "resize": "cv2.INTER_AREA (shrink) / INTER_LINEAR (enlarge) to the model's data.image_size; "
+                  "Inception: bilinear to 299x299 inside pytorch-fid",
+        "ssim": "11x11 Gaussian sigma 1.5, K=(0.01, 0.03), data_range 1, per RGB channel, valid region",
+        "versions": {p: version(p) for p in ("torch", "pytorch-fid", "lpips")},
+        "doc": "docs/evaluation.md",
+    }
+
+
+def _ray_init(workers: int) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        # A private in-process cluster: evaluation must not depend on which code a long-running
+        # head has on its workers' path; its tasks inherit this process's environment.
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=True,
+                 configure_logging=False)
+
+
+def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1, threads_per_worker: int = 1,
+             batch_size: int = BATCH_SIZE, log_to_mlflow: bool = True, fid_dims: int = 2048) -> EvalResult:
+    """Evaluate ``model_uri`` on manifest ``data`` with ``workers`` Ray tasks; log the result."""
+    from shards.manifest import Manifest
+    from vton_models.metrics import MetricSuite, SuiteOptions
+
+    if pairs not in ("paired", "unpaired"):
+        raise EvalError(f"--pairs {pairs!r}: allowed paired, unpaired")
+    if workers < 1:
+        raise EvalError(f"--workers {workers}: must be >= 1")
+    manifest = Manifest.load(data)
+    if manifest.num_samples == 0:
+        raise EvalError(f"--data {data}: the manifest lists no samples")
+    workers = min(workers, len(manifest.shards))
+    model = load_model(model_uri)
+    start = time.monotonic()
+    tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims) for i in range(workers)]
+    if workers == 1:
+        states = [evaluate_part(model, tasks[0])]
+    else:
+        import ray
+
+        _ray_init(workers * threads_per_worker)
+        remote = ray.remote(num_cpus=threads_per_worker)(_ray_part)
+        ref = ray.put(model)
+        states = ray.get([remote.remote(ref, t) for t in tasks])
+    suite = MetricSuite(SuiteOptions(paired=pairs == "paired", fid_dims=fid_dims))
+    for state in states:
+        suite.merge_state(state)
+    metrics = suite.compute()
+    result = EvalResult(model_uri, model.name, model.version, data, pairs, workers, time.monotonic() - start,
+                        metrics, protocol_card(tuple(model.config.data.image_size)))
+    if log_to_mlflow:
+        result.mlflow_run_id = log_eval_run(result)
+    return result
+
+
+def log_eval_run(result: EvalResult) -> str:
+    """An MLflow run holding the metrics and JSON, linked both ways to the model version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_experiment(EVAL_EXPERIMENT)
+    tags = {"vton.model_uri": result.model_uri, "vton.model_name": result.model_name or "",
+            "vton.model_version": result.model_version or "", "vton.eval_data": result.data,
+            "vton.pairs": result.pairs}
+    subject = f"{result.model_name}-v{result.model_version}" if result.model_name else \
+        result.model_uri.rstrip("/").rsplit("/", 2)[-2]  # a checkpoint: its run name
+    name = f"eval-{subject}-{result.pairs}"
+    with mlflow.start_run(run_name=name, tags=tags) as run:
+        mlflow.log_params({"data": result.data, "pairs": result.pairs, "workers": result.workers})
+        mlflow.log_metrics({f"{result.pairs}/{k}": float(v) for k, v in result.metrics.items()
+                            if np.isfinite(v)})
+        mlflow.log_dict(json.loads(result.to_json()), "eval/results.json")
+        run_id = run.info.run_id
+    if result.model_name and result.model_version:
+        client = MlflowClient()
+        client.set_model_version_tag(result.model_name, result.model_version, f"vton.eval.{result.pairs}.run_id", run_id)
+        for key in ("fid", "ssim", "lpips"):
+            if key in result.metrics:
+                client.set_model_version_tag(result.model_name, result.model_version, f"vton.eval.{result.pairs}.{key}",
+                                             f"{result.metrics[key]:.6g}")
+    return run_id

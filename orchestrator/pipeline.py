@@ -1,0 +1,122 @@
+"""`vton pipeline DIR`: the stages of a multi-stage family, in order, each a Ray Train job.
+
+Why a pipeline is more than a loop over configs: a later stage consumes an earlier one
+(``model.gmm`` of ``viton_hd.alias``), and it must consume *exactly the version this pipeline just
+registered*, not whatever ``@champion`` points at when the job starts. So stages are ordered by
+what their recipes consume, and each consumed key the user did not set is filled with
+``models:/NAME/VERSION`` of the stage run before it. Every config is checked on this machine before
+the first job is submitted: a typo in the last stage must not cost the first stage's training.
+
+Overrides apply to every stage (``data.manifest=...``) or to one (``gmm:train.steps=10``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from orchestrator.config import Config, ConfigError, load_config
+
+
+@dataclass
+class Stage:
+    name: str  # the config file's stem: seg, gmm, alias
+    path: Path
+    cfg: Config
+    consumes: dict[str, str] = field(default_factory=dict)  # model.<key> -> recipe it needs
+
+
+@dataclass
+class StageResult:
+    stage: str
+    job_id: str
+    model_uri: str | None
+    mlflow_run_id: str | None
+    val_after: dict | None
+
+
+def _split_overrides(overrides: Sequence[str], stages: set[str]) -> tuple[list[str], dict[str, list[str]]]:
+    common: list[str] = []
+    per_stage: dict[str, list[str]] = {s: [] for s in stages}
+    for item in overrides:
+        head, sep, rest = item.partition(":")
+        if sep and "=" not in head:
+            if head not in stages:
+                raise ConfigError(f"override {item!r}: no stage '{head}' in this pipeline (stages: {sorted(stages)})")
+            per_stage[head].append(rest)
+        else:
+            common.append(item)
+    return common, per_stage
+
+
+def load_stages(directory: str | Path, overrides: Sequence[str] = ()) -> list[Stage]:
+    """Every ``*.yaml`` stage config of ``directory``, resolved and ordered by what it consumes."""
+    from orchestrator.loop import build_recipe_from_config
+
+    directory = Path(directory)
+    paths = sorted(directory.glob("*.yaml"))
+    if not paths:
+        raise ConfigError(f"pipeline {directory}: no *.yaml stage configs there")
+    common, per_stage = _split_overrides(overrides, {p.stem for p in paths})
+    stages = []
+    for path in paths:
+        cfg = load_config(path, [*common, *per_stage[path.stem]])
+        try:
+            recipe = build_recipe_from_config(cfg)
+        except (ValueError, KeyError) as exc:
+            raise ConfigError(f"{path}: {str(exc).strip(chr(39))}") from None
+        stages.append(Stage(path.stem, path, cfg, dict(recipe.consumes)))
+    by_recipe = {s.cfg.model.recipe: s for s in stages}
+    if len(by_recipe) != len(stages):
+        raise ConfigError(f"pipeline {directory}: two stage configs train the same recipe")
+    ordered: list[Stage] = []
+    while len(ordered) < len(stages):  # consumed stages first; a cycle cannot be ordered
+        ready = [s for s in stages if s not in ordered and all(
+            by_recipe[r] in ordered for k, r in s.consumes.items() if r in by_recipe and not s.cfg.model.options.get(k))]
+        if not ready:
+            raise ConfigError(f"pipeline {directory}: stages consume each other in a cycle")
+        ordered.extend(ready)
+    return ordered
+
+
+def check_stages(stages: Sequence[Stage], gpus_visible: int | None = None) -> None:
+    """Preflight of every stage before any job; a consumed stage produced here is not registered yet,
+    so that key is checked when its job starts."""
+    from orchestrator.launch import preflight
+
+    for stage in stages:
+        try:
+            preflight(stage.cfg, gpus_visible)
+        except ConfigError as exc:
+            raise ConfigError(f"stage '{stage.name}' ({stage.path}): {exc}") from None
+
+
+def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print
+                 ) -> list[StageResult]:
+    """Submit the stages one after another, wiring each consumed key to the version just registered."""
+    from orchestrator import jobs
+    from orchestrator.tracking import registered_model_name
+
+    produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this pipeline
+    results = []
+    for stage in stages:
+        for key, recipe in stage.consumes.items():
+            if not stage.cfg.model.options.get(key) and recipe in produced:
+                stage.cfg.model.options[key] = produced[recipe]
+                say(f"==> {stage.name}: model.{key} = {produced[recipe]}")
+        client, job_id = jobs.submit(stage.cfg)
+        say(f"==> {stage.name}: job {job_id} ({stage.cfg.model.recipe}, {stage.cfg.train.steps} steps)")
+        outcome = jobs.wait(client, job_id, on_line)
+        if outcome.status != "SUCCEEDED" or outcome.result is None:
+            tail = "\n".join(outcome.logs.splitlines()[-30:])
+            raise RuntimeError(f"stage '{stage.name}' (job {job_id}) ended {outcome.status}; later stages were not "
+                               f"submitted. Last log lines:\n{tail}")
+        result = outcome.result
+        uri = None
+        if result.get("model_version"):
+            uri = f"models:/{registered_model_name(stage.cfg)}/{result['model_version']}"
+            produced[stage.cfg.model.recipe] = uri
+        results.append(StageResult(stage.name, job_id, uri, result.get("mlflow_run_id"), result.get("val_after")))
+        say(f"==> {stage.name}: done, registered {uri or '(not registered)'}")
+    return results

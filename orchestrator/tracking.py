@@ -1,0 +1,142 @@
+"""MLflow tracking, on rank 0 only: params, per-step metrics, sample grids, the registered model.
+
+A resumed run must continue the *same* MLflow run, so the run id travels inside each checkpoint;
+before the first checkpoint exists, the run is found again by its ``vton.run_name`` tag.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from orchestrator.config import Config
+
+RUN_NAME_TAG = "vton.run_name"
+
+
+def sample_grid(panels: Sequence[torch.Tensor], max_rows: int = 4) -> np.ndarray:
+    """Rows = samples, columns = panels (each (B,C,H,W) in [-1, 1]); returns HxWx3 uint8."""
+    rows = []
+    for i in range(min(max_rows, panels[0].shape[0])):
+        cells = []
+        for panel in panels:
+            cell = panel[i].detach().float().cpu()
+            if cell.shape[0] == 1:
+                cell = cell.expand(3, -1, -1)
+            cells.append(cell[:3])
+        rows.append(torch.cat(cells, dim=2))
+    grid = torch.cat(rows, dim=1)
+    return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def git_commit() -> str:
+    """The code version for model tags: set by `vton submit` (jobs run without .git) or read here."""
+    if os.environ.get("VTON_GIT_COMMIT"):
+        return os.environ["VTON_GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def registered_model_name(cfg: Config) -> str:
+    return cfg.tracking.model_name or f"vton-{cfg.model.recipe}"
+
+
+class NullTracker:
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def log_sample_grid(self, image: np.ndarray, step: int) -> None: ...
+
+    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str]) -> str | None:
+        return None
+
+    def close(self, status: str = "FINISHED") -> None: ...
+
+
+class MlflowTracker(NullTracker):
+    def __init__(self, cfg: Config, resume_run_id: str | None) -> None:
+        import mlflow
+
+        self._mlflow = mlflow
+        uri = cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise RuntimeError("tracking.uri is empty and MLFLOW_TRACKING_URI is not set; start the stack "
+                               "(`vton stack up`) or set tracking.enabled=false")
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.set_experiment(cfg.tracking.experiment)
+        # An explicit run (a Tune trial's child run) wins over the one a checkpoint names: a PBT
+        # trial restores a donor trial's checkpoint but must keep logging into its own run.
+        run_id = cfg.tracking.run_id or resume_run_id or self._find_unfinished_run(experiment.experiment_id, cfg.name)
+        run = mlflow.start_run(
+            run_id=run_id, run_name=None if run_id else cfg.name,
+            tags=None if run_id else {RUN_NAME_TAG: cfg.name, "vton.recipe": cfg.model.recipe},
+            log_system_metrics=cfg.tracking.system_metrics,
+        )
+        self.run_id = run.info.run_id
+        if not run.data.params:
+            # Params are immutable in MLflow; a resumed run already has them (a run created for this
+            # one elsewhere, such as a Tune trial's child run, does not yet).
+            flat = cfg.flat()
+            keys = sorted(flat)
+            for start in range(0, len(keys), 100):
+                mlflow.log_params({k: flat[k] for k in keys[start:start + 100]})
+            mlflow.log_text(cfg.to_yaml(), "config/resolved.yaml")
+
+    def _find_unfinished_run(self, experiment_id: str, name: str) -> str | None:
+        runs = self._mlflow.search_runs(
+            [experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{name}' and attributes.status != 'FINISHED'",
+            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        )
+        return runs[0].info.run_id if runs else None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_sample_grid(self, image: np.ndarray, step: int) -> None:
+        self._mlflow.log_image(image, key="samples", step=step)
+
+    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str]) -> str | None:
+        """Log G as an MLflow PyTorch model and register it; returns the registered version."""
+        import mlflow.pytorch
+        from mlflow import MlflowClient
+
+        name = registered_model_name(cfg) if cfg.tracking.register_model else None
+        generator = generator.cpu().eval()
+        # "pickle" keeps a real nn.Module (fine-tunable; needs vton-train where it is loaded). The
+        # plain state dict beside it survives any later change to the network classes.
+        info = mlflow.pytorch.log_model(
+            generator, name="generator", registered_model_name=name, serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            metadata={"vton_config": cfg.to_dict(), **tags},
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "generator_state_dict.pt")
+            torch.save(generator.state_dict(), path)
+            self._mlflow.log_artifact(path, "generator_weights")
+        if name is None:
+            return None
+        version = str(info.registered_model_version)
+        client = MlflowClient()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        self._mlflow.set_tags({"vton.registered_model": name, "vton.registered_version": version})
+        return version
+
+    def close(self, status: str = "FINISHED") -> None:
+        self._mlflow.end_run(status=status)
+
+
+def make_tracker(cfg: Config, rank: int, resume_run_id: str | None) -> NullTracker:
+    if rank != 0 or not cfg.tracking.enabled:
+        return NullTracker()
+    return MlflowTracker(cfg, resume_run_id)

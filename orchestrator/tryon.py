@@ -1,0 +1,162 @@
+"""`vton tryon`: try-on images from a registered model for user-provided inputs.
+
+This system runs no pose or parsing estimator, so every modality the model's representation needs
+must come from the user: one person image with ``--pose`` (OpenPose JSON) and ``--parse`` (LIP
+label PNG), or a folder in the VITON-HD test layout (``image/``, ``openpose_json/``,
+``image-parse-v3/`` or ``image-parse/``, optional ``cloth-mask/``) where they are found by name.
+A missing one is an error naming the flag or file to provide; guessing a pose or a parse would
+produce an image that looks like the model's failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from orchestrator.evaluate import EvalError, load_registered
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+PARSE_DIRS = ("image-parse-v3", "image-parse")
+POSE_DIRS = ("openpose_json", "openpose-json")
+
+
+class TryonError(EvalError):
+    """Missing or unusable user input; the message names what to provide."""
+
+
+@dataclass(frozen=True)
+class PersonInput:
+    key: str
+    image: Path
+    pose: Path
+    parse: Path
+
+
+def _read(path: Path, what: str) -> bytes:
+    if not path.is_file():
+        raise TryonError(f"{what}: {path} does not exist")
+    return path.read_bytes()
+
+
+def _first(root: Path, dirs: tuple[str, ...], name: str) -> Path | None:
+    return next((root / d / name for d in dirs if (root / d / name).is_file()), None)
+
+
+def collect_persons(person: Path, pose: Path | None, parse: Path | None) -> list[PersonInput]:
+    """One image (+ --pose, --parse) or every image of a VITON-HD layout folder."""
+    if person.is_file():
+        missing = [flag for flag, value in (("--pose JSON (OpenPose BODY_25 keypoints)", pose),
+                                            ("--parse PNG (LIP label map, values 0-19)", parse)) if value is None]
+        if missing:
+            raise TryonError(f"--person {person}: this system runs no pose or parsing estimator; provide "
+                             + " and ".join(missing))
+        return [PersonInput(person.stem, person, pose, parse)]  # type: ignore[arg-type]
+    if not person.is_dir():
+        raise TryonError(f"--person {person}: no such file or folder")
+    images_dir = person / "image"
+    if not images_dir.is_dir():
+        raise TryonError(f"--person {person}: a folder must use the VITON-HD layout (image/, openpose_json/, "
+                         "image-parse-v3/); no image/ folder found")
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not images:
+        raise TryonError(f"--person {person}: {images_dir} holds no .jpg/.png images")
+    out = []
+    for img in images:
+        pose_path = _first(person, POSE_DIRS, f"{img.stem}_keypoints.json")
+        parse_path = _first(person, PARSE_DIRS, f"{img.stem}.png")
+        if pose_path is None or parse_path is None:
+            need = [f"{person}/{POSE_DIRS[0]}/{img.stem}_keypoints.json"] if pose_path is None else []
+            need += [f"{person}/{PARSE_DIRS[0]}/{img.stem}.png"] if parse_path is None else []
+            raise TryonError(f"person {img.name}: missing {', '.join(need)} (pose and parse are not estimated here)")
+        out.append(PersonInput(img.stem, img, pose_path, parse_path))
+    return out
+
+
+def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
+    from shards.decode import BadSampleError, decode_labels, decode_pose, decode_rgb
+    from vton_models.representation import DecodedSample
+
+    try:
+        image = decode_rgb(_read(person.image, "--person"), person.key, str(person.image))
+        parse = decode_labels(_read(person.parse, "--parse"), person.key, str(person.parse))
+        pose, fmt = decode_pose(_read(person.pose, "--pose"), person.key, None)
+    except BadSampleError as exc:
+        raise TryonError(str(exc)) from None
+    h, w = image.shape[:2]
+    if parse.shape != (h, w):
+        raise TryonError(f"--parse {person.parse}: {parse.shape[0]}x{parse.shape[1]}, but the person image is {h}x{w}")
+    if int(parse.max()) > 19:
+        raise TryonError(f"--parse {person.parse}: labels up to {int(parse.max())}; LIP labels are 0..19")
+    c = cv2.resize(cloth, (w, h), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(cloth_mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    return DecodedSample(person=image, cloth=c, cloth_mask=m, parse=parse, pose=pose, pose_format=fmt, key=person.key)
+
+
+def _cloth(cloth: Path, cloth_mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    from shards.decode import BadSampleError, decode_mask, decode_rgb
+
+    try:
+        image = decode_rgb(_read(cloth, "--cloth"), cloth.stem, str(cloth))
+        if cloth_mask is None:
+            guess = cloth.parent.parent / "cloth-mask" / cloth.name
+            cloth_mask = guess if guess.is_file() else None
+        if cloth_mask is None:
+            # The unet_sa representation does not read the cloth mask; a representation that
+            # does must declare it, and then this is an error (see REQUIRES_CLOTH_MASK).
+            return image, np.zeros(image.shape[:2], np.uint8)
+        mask = decode_mask(_read(cloth_mask, "--cloth-mask"), cloth.stem, str(cloth_mask))
+    except BadSampleError as exc:
+        raise TryonError(str(exc)) from None
+    if mask.shape != image.shape[:2]:
+        raise TryonError(f"--cloth-mask {cloth_mask}: {mask.shape} differs from the cloth image {image.shape[:2]}")
+    return image, mask
+
+
+#: Representations whose inputs read the cloth mask (none of the registered ones yet).
+REQUIRES_CLOTH_MASK: frozenset[str] = frozenset()
+
+
+def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path | None = None,
+              parse: Path | None = None, cloth_mask: Path | None = None, batch_size: int = 8) -> list[Path]:
+    """Write ``out/<person>.png`` per person and ``out/sheet.png`` (person | cloth | try-on rows)."""
+    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.stages import attach_consumed_stages
+    from orchestrator.tracking import sample_grid
+    from shards.collate import collate
+    from shards.transforms import resize_sample
+    from vton_models.representation import build_representation
+
+    persons = collect_persons(Path(person), pose and Path(pose), parse and Path(parse))
+    model = load_registered(model_uri)
+    cfg = model.config
+    recipe = build_recipe_from_config(cfg)
+    attach_consumed_stages(recipe)
+    representation = cfg.data.representation or recipe.representation
+    if representation in REQUIRES_CLOTH_MASK and cloth_mask is None:
+        raise TryonError(f"model {model_uri} needs --cloth-mask PNG for its cloth")
+    cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    size = tuple(cfg.data.image_size)
+    written, rows = [], []
+    with torch.no_grad():
+        for start in range(0, len(persons), batch_size):
+            chunk = persons[start:start + batch_size]
+            arrays = [build_representation(representation, resize_sample(_sample(p, cloth_img, mask), size),
+                                           sigma=cfg.data.pose_sigma) for p in chunk]
+            batch = collate(arrays, [p.key for p in chunk])
+            inputs = recipe.inputs(batch)
+            fake = recipe.generate({model.generator_name: model.generator}, inputs).clamp(-1, 1)
+            for i, p in enumerate(chunk):
+                rgb = ((fake[i].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+                path = out / f"{p.key}.png"
+                cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+                written.append(path)
+            rows.append(sample_grid([batch["person"], batch["cloth"], fake], max_rows=len(chunk)))
+    sheet = np.concatenate(rows, axis=0)
+    cv2.imwrite(str(out / "sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return written + [out / "sheet.png"]

@@ -1,0 +1,30 @@
+"""Small synthetic shard sets on local disk, shared by the in-process training tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def local_shards(root: Path, n: int, size: tuple[int, int], seed: int) -> Path:
+    """A synthetic VITON-HD set under ``root/data``, sharded to ``root/shards/{train,test}`` (file://)."""
+    from shards.synthetic import synthesize
+    from shards.writer import build_shards
+
+    synthesize(root / "data", n=n, size=size, seed=seed)
+    for split in ("train", "test"):
+        build_shards("viton_hd", root / "data", split, f"file://{root}/shards/{split}", workers=1)
+    return root
+
+
+def s3_shards(root: Path, bucket: str, tag: str, n: int, seed: int) -> str:
+    """A synthetic VITON-HD set sharded to a fresh ``s3://bucket/tests/<tag>-<id>/{train,test}``."""
+    import uuid
+
+    from shards.synthetic import synthesize
+    from shards.writer import build_shards
+
+    synthesize(root / "data", n=n, size=(64, 48), seed=seed)
+    prefix = f"s3://{bucket}/tests/{tag}-{uuid.uuid4().hex[:8]}"
+    for split in ("train", "test"):
+        build_shards("viton_hd", root / "data", split, f"{prefix}/{split}", workers=1)
+    return prefix

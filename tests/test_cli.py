@@ -1,0 +1,46 @@
+"""The `vton` entry point: config printing, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+VTON = str(Path(sys.executable).parent / "vton")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([VTON, *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_config_show_prints_the_resolved_config():
+    out = run("config", "show", "configs/unet_sa/viton_hd.yaml", "train.lr_d=5e-5", "strategy.name=deepspeed")
+    assert out.returncode == 0, out.stderr
+    shown = yaml.safe_load(out.stdout)
+    assert shown["train"]["lr_d"] == 5e-5
+    assert shown["strategy"]["name"] == "deepspeed"
+    assert shown["model"] == {"recipe": "unet_sa", "variant": "reduced"}
+
+
+def test_config_errors_are_one_line_without_traceback():
+    out = run("config", "show", "configs/unet_sa/viton_hd.yaml", "train.grad_accum=0")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "error: train.grad_accum: got 0; must be >= 1"
+
+
+def test_tune_refuses_a_bad_space_in_one_line_before_touching_ray(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr_dd: loguniform(1e-5, 1e-3)\n")
+    out = run("tune", "configs/unet_sa/demo.yaml", "--space", str(space))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"error: {space}: 'train.lr_dd'") and "did you mean 'lr_d'" in out.stderr
+    assert "Traceback" not in out.stderr and "ray" not in out.stdout.lower()
+
+
+def test_help_lists_every_subcommand():
+    out = run("--help")
+    for command in ("stack", "shard", "train", "eval", "tune", "promote", "tryon", "submit", "demo", "config"):
+        assert command in out.stdout

@@ -1,0 +1,180 @@
+"""The trainer through the real stack: `ray job submit` -> Ray Train DDP workers -> S3 checkpoints -> MLflow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from plugins import data as data_plugin
+import yaml
+
+from orchestrator import jobs
+from orchestrator.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+VTON = str(Path(sys.executable).parent / "vton")
+
+
+@pytest.fixture(scope="module")
+def s3_shards(stack, tmp_path_factory) -> str:
+    return data_plugin.s3_shards(tmp_path_factory.mktemp("ray-train"), stack.bucket, "ray-train", n=32, seed=5)
+
+
+def _overrides(prefix: str, name: str) -> list[str]:
+    return [
+        f"name={name}", f"data.manifest={prefix}/train/manifest.json", f"data.val_manifest={prefix}/test/manifest.json",
+        "data.batch_size=2", "model.ngf=8", "model.ndf=8", "precision.mode=fp32", "train.steps=24",
+        "train.grad_accum=2", "train.log_every=2", "train.eval_every=0", "train.eval_batches=2",
+        "train.sample_every=12", "checkpoint.every_n_steps=4", "checkpoint.storage_path=s3://vton/checkpoints",
+        "tracking.experiment=vton-tests", f"tracking.model_name=vton-test-{name}", "ray.num_workers=2",
+    ]
+
+
+def _checkpoints(stack, name: str) -> list[str]:
+    listing = stack.s3_client().list_objects_v2(Bucket="vton", Prefix=f"checkpoints/{name}/")
+    return sorted({o["Key"].split("/")[2] for o in listing.get("Contents", [])
+                   if o["Key"].endswith("/state.pt") and o["Key"].split("/")[2].startswith("checkpoint_")})
+
+
+def _registered_checkpoints(stack, name: str) -> list[str]:
+    """Checkpoints Ray's controller registered (a job killed between a worker's upload and the
+    registration leaves an orphan that is neither resumed from nor kept)."""
+    from orchestrator.checkpoint_retention import SNAPSHOT_FILENAME, registered_checkpoint_names
+
+    try:
+        body = stack.s3_client().get_object(Bucket="vton", Key=f"checkpoints/{name}/{SNAPSHOT_FILENAME}")["Body"]
+    except stack.s3_client().exceptions.NoSuchKey:
+        return []
+    return sorted(registered_checkpoint_names(json.loads(body.read())))
+
+
+def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack, s3_shards, tmp_path):
+    from mlflow import MlflowClient
+
+    name = f"resume-{uuid.uuid4().hex[:6]}"
+    cfg = load_config(REPO / "configs" / "unet_sa" / "demo.yaml", _overrides(s3_shards, name))
+    client, first_job = jobs.submit(cfg)
+    deadline = time.monotonic() + 300
+    while not _registered_checkpoints(stack, name):
+        assert time.monotonic() < deadline, client.get_job_logs(first_job)[-3000:]
+        assert str(client.get_job_status(first_job)) not in ("FAILED", "JobStatus.FAILED"), client.get_job_logs(first_job)
+        time.sleep(1)
+    client.stop_job(first_job)
+    stopped = jobs.wait(client, first_job, on_line=lambda _l: None, timeout_s=120)
+    assert stopped.status == "STOPPED", stopped.status
+    assert len(_registered_checkpoints(stack, name)) >= 1
+
+    # The same run name through the CLI: `vton submit` (ray job submit) resumes it.
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(yaml.safe_dump(cfg.to_dict()))
+    resubmitted_ms = time.time() * 1000
+    out = subprocess.run([VTON, "submit", str(config_file), "--verbose"], capture_output=True, text=True,
+                         timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    resumed_line = next(line for line in out.stdout.splitlines() if "[vton] resumed at step" in line)
+    resumed_step = int(resumed_line.split("resumed at step ")[1].split()[0])
+    assert resumed_step >= 4 and resumed_step % 4 == 0
+    assert f"({resumed_step * 2} batches consumed)" in resumed_line  # grad_accum 2 micro-batches per step
+
+    result = next(json.loads(line[len(jobs.RESULT_PREFIX):]) for line in out.stdout.splitlines()
+                  if line.startswith(jobs.RESULT_PREFIX))
+    assert result["steps"] == 24
+    assert result["metrics"]["steps_this_attempt"] == 24 - resumed_step
+    assert result["metrics"]["batches_consumed"] == 48
+    # One MLflow run across both jobs, with metrics before and after the kill.
+    mlflow = MlflowClient(stack.mlflow_uri)
+    runs = mlflow.search_runs(
+        [mlflow.get_experiment_by_name("vton-tests").experiment_id],
+        filter_string=f"tags.`vton.run_name` = '{name}'")
+    assert len(runs) == 1 and runs[0].info.run_id == result["mlflow_run_id"]
+    history = mlflow.get_metric_history(result["mlflow_run_id"], "loss/G_total")
+    first_job_steps = [m.step for m in history if m.timestamp < resubmitted_ms]
+    second_job_steps = sorted(m.step for m in history if m.timestamp >= resubmitted_ms)
+    assert min(first_job_steps) == 2 and max(first_job_steps) >= resumed_step
+    # The second job continued after the checkpoint; steps the first one logged after its last
+    # checkpoint (if any) are logged again because they are run again.
+    assert second_job_steps == list(range(resumed_step + 2, 25, 2))
+    # The registered model is tagged with what produced it.
+    version = mlflow.get_model_version(f"vton-test-{name}", result["model_version"])
+    assert version.tags["recipe"] == "unet_sa" and len(version.tags["dataset_manifest_sha256"]) == 64
+    assert version.tags["git_commit"]
+    # Retention holds across the kill: what is on storage is exactly what Ray tracks, at most `keep`.
+    assert _checkpoints(stack, name) == _registered_checkpoints(stack, name)
+    assert len(_checkpoints(stack, name)) <= cfg.checkpoint.keep
+
+
+def test_demo_runs_end_to_end_and_beats_the_untrained_model(stack):
+    out = subprocess.run([VTON, "demo"], capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-3000:]
+    text = out.stdout
+    assert "==> precision: " in text
+    assert "MLflow run:        http://127.0.0.1:" in text
+    version_line = next(line for line in text.splitlines() if line.startswith("registered model:"))
+    assert "vton-unet_sa-demo version" in version_line
+    rows = {line.split()[0]: [float(v) for v in line.split()[-2:]]
+            for line in text.splitlines() if line.strip().startswith(("L1", "SSIM"))}
+    assert rows["L1"][1] < rows["L1"][0] and rows["SSIM"][1] > rows["SSIM"][0]
+
+
+
+def test_viton_hd_seg_stage_learns_as_a_ray_job_in_fp16_with_accumulation_4_at_batch_1(stack, s3_shards):
+    """The dissertation's settings (fp16 AMP with one GradScaler per network, batch 1, grad_accum 4)
+    through `ray job submit`; CPU fp16 is ~30x slower than fp32, so 64x48 and 8 steps."""
+    name = f"seg-fp16-{uuid.uuid4().hex[:6]}"
+    cfg = load_config(REPO / "configs" / "viton_hd" / "seg.yaml", [
+        f"name={name}", f"data.manifest={s3_shards}/train/manifest.json",
+        f"data.val_manifest={s3_shards}/test/manifest.json", "data.image_size=64x48", "model.work_size=null",
+        "model.ngf=8", "model.ndf=8", "train.steps=8", "train.eval_batches=4", "train.sample_every=0",
+        "train.log_every=2", "checkpoint.every_n_steps=8", "checkpoint.storage_path=s3://vton/checkpoints",
+        "tracking.experiment=vton-tests", f"tracking.model_name=vton-test-{name}", "ray.num_workers=1",
+        "ray.use_gpu=false",
+    ])
+    assert (cfg.precision.mode, cfg.data.batch_size, cfg.train.grad_accum) == ("fp16", 1, 4)
+    client, job_id = jobs.submit(cfg)
+    outcome = jobs.wait(client, job_id, on_line=lambda _l: None, timeout_s=600)
+    assert outcome.status == "SUCCEEDED", outcome.logs[-4000:]
+    result = outcome.result
+    assert result["steps"] == 8
+    before, after = result["val_before"], result["val_after"]
+    assert after["val/pixel_accuracy"] > before["val/pixel_accuracy"], (before, after)
+    assert after["val/miou"] > before["val/miou"], (before, after)
+    from mlflow import MlflowClient
+
+    history = MlflowClient(stack.mlflow_uri).get_metric_history(result["mlflow_run_id"], "scale/D")
+    assert history and all(m.value > 0 for m in history)  # the fp16 loss scaler of D is live
+
+
+def test_vton_pipeline_trains_the_gmm_then_alias_on_the_version_it_just_registered(stack, s3_shards, tmp_path, capsys):
+    import shutil
+
+    from mlflow.models import get_model_info
+
+    from orchestrator.cli import main
+
+    stages = tmp_path / "viton_hd"
+    stages.mkdir()
+    for stage in ("alias", "gmm"):  # the repo's own stage configs; seg runs as a job in the fp16 test above
+        shutil.copy(REPO / "configs" / "viton_hd" / f"{stage}.yaml", stages)
+    tag = uuid.uuid4().hex[:6]
+    overrides = [
+        f"data.manifest={s3_shards}/train/manifest.json", f"data.val_manifest={s3_shards}/test/manifest.json",
+        "data.image_size=64x64", "data.batch_size=2", "precision.mode=fp32", "train.grad_accum=1", "train.steps=2",
+        "train.eval_batches=1", "train.sample_every=0", "checkpoint.every_n_steps=2",
+        "checkpoint.storage_path=s3://vton/checkpoints", "tracking.experiment=vton-tests", "ray.num_workers=1",
+        "ray.use_gpu=false", "gmm:model.ngf=8", "gmm:model.work_size=null", "alias:model.ngf=4",
+        "alias:model.norm_hidden=8", "alias:model.num_upsampling_layers=normal", "alias:model.ndf=8",
+        "alias:loss.weights.vgg=0",
+        *(f"{s}:{k}" for s in ("gmm", "alias") for k in (f"name=pipe-{s}-{tag}", f"tracking.model_name=vton-test-pipe-{s}-{tag}")),
+    ]
+    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "pipeline: gmm (viton_hd.gmm) -> alias (viton_hd.alias)" in out
+    gmm_uri = f"models:/vton-test-pipe-gmm-{tag}/1"
+    assert f"==> alias: model.gmm = {gmm_uri}" in out
+    alias_config = get_model_info(f"models:/vton-test-pipe-alias-{tag}/1").metadata["vton_config"]
+    assert alias_config["model"]["gmm"] == gmm_uri  # the registered ALIAS names the exact GMM it trained on

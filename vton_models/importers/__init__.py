@@ -1,0 +1,1 @@
+"""Importers of released third-party checkpoints onto our networks."""

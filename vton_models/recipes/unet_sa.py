@@ -1,0 +1,196 @@
+"""Recipe ``unet_sa``: the seed-000 "multimodal U-Net" (U-Net + self-attention G, PatchGAN D).
+
+One stage, two networks. G maps the 41-channel person representation (cloth-agnostic RGB, 18 pose
+heatmaps, 20-class parse one-hot) to the try-on image; D judges ``[image; condition]`` patches.
+
+Loss terms (paper Sec. 4.3), returned unweighted and named as the config weights them:
+
+- G side: ``adv`` (GAN loss of D on the fake, LSGAN by default), ``vgg`` (VGG19 perceptual),
+  ``l1`` (pixels) and ``fm`` (feature matching on D's hidden activations, not on pixels). Paper
+  weights 1 / 10 / 10 / 10.
+- D side: ``d_real`` + ``d_fake``, both weight 1.0, i.e. Eq. 23's sum (not the 0.5 average some
+  pix2pix code uses); ``gp`` is an optional WGAN-GP term, weight 0.0 = off and not computed.
+
+Where the paper is vague (documented choices):
+
+- D's 3-channel condition is not named; ``model.d_condition=agnostic`` (default) uses the
+  cloth-agnostic RGB, i.e. channels 0-2 of G's input (the author's notebook passes the
+  cloth-agnostic image), ``cloth`` uses the in-shop garment instead.
+- The perceptual layer weights follow the paper (all 1.0, Eq. 25); set
+  ``model.vgg_layer_weights=[0.03125, 0.0625, 0.125, 0.25, 1.0]`` for pix2pixHD's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from vton_models.discriminators import PatchGANDiscriminator
+from vton_models.generators.unet_sa import VARIANTS, build_unet_sa_generator
+from vton_models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, gradient_penalty, l1_loss
+from vton_models.recipes.base import NetworkSpec, Recipe, RecipeContext
+
+Tensor = torch.Tensor
+
+_D_CONDITIONS = ("agnostic", "cloth")
+_INT_OPTIONS = ("ngf", "ndf", "n_downsampling", "n_blocks")
+
+
+class UnetSARecipe(Recipe):
+    name: ClassVar[str] = "unet_sa"
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (
+        NetworkSpec("G", "generator", "train.lr_g"),
+        NetworkSpec("D", "discriminator", "train.lr_d"),
+    )
+    default_loss_weights: ClassVar[dict[str, float]] = {
+        "adv": 1.0, "vgg": 10.0, "l1": 10.0, "fm": 10.0,
+        "d_real": 1.0, "d_fake": 1.0, "gp": 0.0,
+    }
+    representation: ClassVar[str] = "unet_sa"
+    batch_fields: ClassVar[dict[str, int]] = {
+        "inputs": 41, "person": 3, "cloth": 3, "cloth_mask": 1, "agnostic": 3,
+    }
+    default_model_options: ClassVar[dict[str, Any]] = {
+        "variant": "full",          # full (n_downsampling 4, n_blocks 9) | reduced (3, 6)
+        "ngf": 64,                  # generator base width
+        "ndf": 64,                  # discriminator base width
+        "n_downsampling": None,     # None: the variant's value
+        "n_blocks": None,           # None: the variant's value
+        "attention": True,          # self-attention at the bottleneck
+        "dropout": 0.0,             # in residual and up blocks (the paper uses none)
+        "d_condition": "agnostic",  # agnostic | cloth: the 3 channels D sees beside the image
+        "vgg_layer_weights": [1.0, 1.0, 1.0, 1.0, 1.0],  # relu1_1..relu5_1
+    }
+
+    def __init__(self, context: RecipeContext) -> None:
+        super().__init__(context)
+        self._validate_options()
+        self.gan_loss = GANLoss(context.gan_mode)
+        self._vgg: VGGPerceptualLoss | None = None
+        height, width = context.image_size
+        factor = 2 ** self._resolved("n_downsampling")
+        if height % factor or width % factor:
+            raise ValueError(
+                f"image_size {tuple(context.image_size)}: recipe 'unet_sa' with "
+                f"model.n_downsampling={self._resolved('n_downsampling')} needs height and width "
+                f"divisible by {factor}"
+            )
+
+    # -- options ----------------------------------------------------------------------------
+    def _validate_options(self) -> None:
+        opts = self.model_options
+        if opts["variant"] not in VARIANTS:
+            raise ValueError(f"model.variant: {opts['variant']!r} is not one of {sorted(VARIANTS)}")
+        for key in _INT_OPTIONS:
+            value = opts[key]
+            if value is None and key in ("n_downsampling", "n_blocks"):
+                continue
+            minimum = 0 if key == "n_blocks" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"model.{key}: expected an integer >= {minimum}, got {value!r}")
+        if not isinstance(opts["attention"], bool):
+            raise ValueError(f"model.attention: expected true or false, got {opts['attention']!r}")
+        dropout = opts["dropout"]
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"model.dropout: expected a number in [0, 1), got {dropout!r}")
+        if opts["d_condition"] not in _D_CONDITIONS:
+            raise ValueError(f"model.d_condition: {opts['d_condition']!r} is not one of {list(_D_CONDITIONS)}")
+        weights = opts["vgg_layer_weights"]
+        if (
+            not isinstance(weights, (list, tuple)) or len(weights) != 5
+            or any(isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0 for w in weights)
+        ):
+            raise ValueError(
+                f"model.vgg_layer_weights: expected 5 non-negative numbers (relu1_1..relu5_1), got {weights!r}"
+            )
+
+    def _resolved(self, key: str) -> int:
+        value = self.model_options[key]
+        return VARIANTS[self.model_options["variant"]][key] if value is None else value
+
+    # -- networks ---------------------------------------------------------------------------
+    def build_networks(self) -> dict[str, nn.Module]:
+        opts = self.model_options
+        generator = build_unet_sa_generator(
+            opts["variant"],
+            input_channels=self.batch_fields["inputs"],
+            output_channels=3,
+            ngf=opts["ngf"],
+            n_downsampling=opts["n_downsampling"],
+            n_blocks=opts["n_blocks"],
+            attention=opts["attention"],
+            dropout=float(opts["dropout"]),
+        )
+        discriminator = PatchGANDiscriminator(input_channels=6, ndf=opts["ndf"])
+        return {"G": generator, "D": discriminator}
+
+    def _perceptual(self, device: torch.device) -> VGGPerceptualLoss:
+        """The frozen VGG, built on first use: it is a loss, not a trainable network."""
+        if self._vgg is None:
+            self._vgg = VGGPerceptualLoss(layer_weights=self.model_options["vgg_layer_weights"])
+        if self._vgg.mean.device != device:
+            self._vgg = self._vgg.to(device)
+        return self._vgg
+
+    # -- data -------------------------------------------------------------------------------
+    def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        for field, channels in self.batch_fields.items():
+            if field not in batch:
+                raise KeyError(
+                    f"recipe 'unet_sa': batch has no field '{field}' (needs {sorted(self.batch_fields)}); "
+                    f"was it built with representation '{self.representation}'?"
+                )
+            tensor = batch[field]
+            if tensor.dim() != 4 or tensor.shape[1] != channels:
+                raise ValueError(
+                    f"recipe 'unet_sa': batch field '{field}' must be (B, {channels}, H, W), "
+                    f"got {tuple(tensor.shape)}"
+                )
+            out[field] = tensor
+        if self.model_options["d_condition"] == "agnostic":
+            out["condition"] = out["inputs"][:, :3]
+        else:
+            out["condition"] = out["cloth"]
+        return out
+
+    # -- losses -----------------------------------------------------------------------------
+    def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        G, D = nets["G"], nets["D"]
+        real, condition = inputs["person"], inputs["condition"]
+        with torch.no_grad():
+            fake = G(inputs["inputs"]).detach()
+        # One D pass over [fake; real]: instance norm is per sample, so this equals two passes.
+        scores = D(torch.cat([torch.cat([fake, condition], 1), torch.cat([real, condition], 1)], 0))
+        pred_fake, pred_real = scores.chunk(2, dim=0)
+        terms = {
+            "d_real": self.gan_loss(pred_real, True, for_discriminator=True),
+            "d_fake": self.gan_loss(pred_fake, False, for_discriminator=True),
+        }
+        if self.loss_weights["gp"] != 0:
+            terms["gp"] = gradient_penalty(D, real, fake, condition)
+        return terms
+
+    def g_losses(
+        self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        G, D = nets["G"], nets["D"]
+        real, condition = inputs["person"], inputs["condition"]
+        fake = G(inputs["inputs"])
+        pred, fake_feats = D(torch.cat([fake, condition], 1), return_features=True)
+        terms: dict[str, Tensor] = {"adv": self.gan_loss(pred, True, for_discriminator=False)}
+        if self.loss_weights["fm"] != 0:
+            # The real pass only provides targets: no graph, no activations kept for backward.
+            with torch.no_grad():
+                _, real_feats = D(torch.cat([real, condition], 1), return_features=True)
+            terms["fm"] = feature_matching_loss(real_feats, fake_feats)
+        terms["l1"] = l1_loss(fake, real)
+        if self.loss_weights["vgg"] != 0:
+            terms["vgg"] = self._perceptual(fake.device)(fake, real)
+        return terms, fake
+
+    def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
+        return nets["G"](inputs["inputs"])

@@ -1,0 +1,60 @@
+"""``vton models summary``: build a recipe's networks and report their size and output shapes.
+
+Running one real forward pass (on zeros, without gradients) catches what a parameter count
+cannot: a resolution the architecture does not support, or a width that breaks a skip
+concatenation, before a cluster job is submitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from vton_models.recipes import RecipeContext, build_recipe
+
+
+def _first_tensor(output: Any) -> torch.Tensor:
+    """The main output of a network that may also return extras (e.g. D's features)."""
+    while isinstance(output, (list, tuple)):
+        output = output[0]
+    return output
+
+
+def _describe(network: nn.Module, image_size: tuple[int, int]) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "trainable_parameters": sum(p.numel() for p in network.parameters() if p.requires_grad),
+    }
+    channels = getattr(network, "input_channels", None)
+    info["input_channels"] = channels
+    if channels is None:
+        # Networks whose input is not a single image-sized tensor cannot be probed generically.
+        info["output_shape"] = None
+        return info
+    network.eval()  # no spectral-norm power iteration or dropout during the probe
+    with torch.no_grad():
+        output = network(torch.zeros(1, channels, *image_size))
+    info["output_shape"] = list(_first_tensor(output).shape)
+    return info
+
+
+def summarize(
+    recipe_name: str, model_options: Mapping[str, Any], image_size: tuple[int, int] = (256, 192)
+) -> dict[str, Any]:
+    """``{"recipe", "image_size", "networks": {name: {parameters, trainable_parameters,
+    input_channels, output_shape}}}`` for ``recipe_name`` built with ``model_options``.
+
+    Unknown options raise the recipe's own ``ValueError`` naming them.
+    """
+    height, width = (int(v) for v in image_size)
+    context = RecipeContext(image_size=(height, width), model=dict(model_options))
+    recipe = build_recipe(recipe_name, context)
+    networks = recipe.build_networks()
+    return {
+        "recipe": recipe_name,
+        "image_size": [height, width],
+        "networks": {name: _describe(net, (height, width)) for name, net in networks.items()},
+    }
