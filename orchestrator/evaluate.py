@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
@@ -259,14 +260,26 @@ def protocol_card(image_size: tuple[int, int]) -> dict[str, Any]:
     }
 
 
-def _ray_init(workers: int) -> None:
+@contextmanager
+def _private_ray(workers: int) -> Iterator[None]:
+    """A private in-process Ray cluster for the evaluation tasks, shut down when they are done.
+
+    Private: evaluation must not depend on which code a long-running head has on its workers'
+    path; its tasks inherit this process's environment. Shut down: a second live Ray instance on
+    the node makes every address auto-detection there ambiguous ("Found multiple active Ray
+    instances"), which breaks, e.g., Ray Train's placement-group cleaner in a running sweep.
+    """
     import ray
 
-    if not ray.is_initialized():
-        # A private in-process cluster: evaluation must not depend on which code a long-running
-        # head has on its workers' path; its tasks inherit this process's environment.
-        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=True,
-                 configure_logging=False)
+    if ray.is_initialized():  # the caller's cluster: theirs to keep
+        yield
+        return
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=True,
+             configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
 
 
 def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1, threads_per_worker: int = 1,
@@ -291,10 +304,10 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     else:
         import ray
 
-        _ray_init(workers * threads_per_worker)
-        remote = ray.remote(num_cpus=threads_per_worker)(_ray_part)
-        ref = ray.put(model)
-        states = ray.get([remote.remote(ref, t) for t in tasks])
+        with _private_ray(workers * threads_per_worker):
+            remote = ray.remote(num_cpus=threads_per_worker)(_ray_part)
+            ref = ray.put(model)
+            states = ray.get([remote.remote(ref, t) for t in tasks])
     suite = MetricSuite(SuiteOptions(paired=pairs == "paired", fid_dims=fid_dims))
     for state in states:
         suite.merge_state(state)

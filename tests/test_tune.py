@@ -206,13 +206,21 @@ def _failure_report(out: subprocess.CompletedProcess) -> str:
     return "\n".join(errors[:2]) + "\n--- stderr ---\n" + out.stderr[-3000:] + "\n--- stdout ---\n" + out.stdout[-3000:]
 
 
+def _text(output: bytes | str | None) -> str:
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
 def _sweep(tmp_path: Path, space: str, prefix: str, name: str, *options: str, register: bool,
            driver_env: dict[str, str] | None = None) -> dict:
     space_file = tmp_path / "space.yaml"
     space_file.write_text(space)
-    out = subprocess.run([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", "4", "--trial-cpus",
-                          "0.25", "--json", "--name", name, *options, *_overrides(prefix, name, register)],
-                         capture_output=True, text=True, timeout=480, cwd=REPO, env={**os.environ, **(driver_env or {})})
+    try:
+        out = subprocess.run([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", "4", "--trial-cpus",
+                              "0.25", "--json", "--name", name, *options, *_overrides(prefix, name, register)],
+                             capture_output=True, text=True, timeout=480, cwd=REPO, env={**os.environ, **(driver_env or {})})
+    except subprocess.TimeoutExpired as exc:  # Tune's status tables say what the trials were waiting for
+        pytest.fail(f"vton tune ran past {exc.timeout}s\n--- stderr ---\n{_text(exc.stderr)[-6000:]}"
+                    f"\n--- stdout ---\n{_text(exc.stdout)[-6000:]}")
     assert out.returncode == 0, _failure_report(out)
     line = next(line for line in reversed(out.stdout.splitlines()) if line.startswith(SWEEP_PREFIX))
     return json.loads(line[len(SWEEP_PREFIX):])
@@ -271,11 +279,29 @@ def test_asha_sweep_logs_a_parent_run_with_four_children_and_the_best_models_ver
     assert "loss/G_total" in child.data.metrics
 
 
+@pytest.fixture
+def another_ray_instance():
+    """A second Ray instance on this node, as a user's notebook or `vton eval --workers 2` starts:
+    Ray's address auto-detection is ambiguous while it runs, and a sweep must not depend on it."""
+    script = "import ray, sys; ray.init(address='local', num_cpus=1, include_dashboard=False); print('up', flush=True); sys.stdin.read()"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        yield
+    finally:
+        proc.stdin.close()  # its ray.shutdown() runs at exit
+        proc.wait(timeout=120)
+
+
 @pytest.mark.stack
 @pytest.mark.slow
-def test_pbt_sweep_exploits_a_donor_checkpoint_with_the_receivers_own_lr(stack, s3_shards, tmp_path):
+def test_pbt_sweep_exploits_a_donor_checkpoint_with_the_receivers_own_lr(stack, s3_shards, tmp_path, another_ray_instance):
     """Synchronous PBT: after step 2 every trial pauses, the worst copies the best's checkpoint with
-    perturbed values, and each trial continues as a new Train run (generation 1) to step 4."""
+    perturbed values, and each trial continues as a new Train run (generation 1) to step 4.
+
+    With another Ray instance on the node: Ray Train's placement-group cleaners must still find the
+    sweep's cluster, or every pause leaks its trial's worker CPUs and the sweep stalls."""
     from mlflow import MlflowClient
 
     name = f"pbt-{uuid.uuid4().hex[:6]}"

@@ -132,6 +132,11 @@ def connect(cfg: Config) -> None:
     if ray.is_initialized():
         return
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    if address and "://" not in address and address != "auto":
+        # Ray Train's placement-group cleaners (detached actors) find the cluster through the state
+        # API, which auto-detects it unless told: on a node that runs a second Ray instance that is
+        # an error, the cleaner thread dies, and every PBT pause leaks its trial's worker bundles.
+        env["RAY_ADDRESS"] = address
     ray.init(address=address or None, log_to_driver=True, runtime_env={
         "working_dir": str(PROJECT_ROOT), "excludes": WORKING_DIR_EXCLUDES, "env_vars": env})
 
