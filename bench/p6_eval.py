@@ -9,9 +9,9 @@ Same folders (N fake and N real 8-bit PNGs at HxW) for both sides:
   SSIM only: fewer metrics than ours).
 
 Both include model loading. Weights are random (this machine has no network); speed does not
-depend on the values. ``--fid-dims`` below 2048 is passed to *both* sides: scipy's sqrtm of a
-2048x2048 matrix (the same call on both sides) takes ~2 minutes here and would only dilute the
-ratio. Usage::
+depend on the values. Measure at ``--fid-dims 2048`` (the protocol, the default): below it
+pytorch-fid's CLI stops InceptionV3 after its first blocks, while ours still runs the whole network
+for IS, so a smaller value compares different amounts of work. Usage::
 
     python bench/p6_eval.py [--n 32] [--size 256x192] [--fid-dims 2048]
 """
@@ -46,7 +46,7 @@ def main() -> None:
     from PIL import Image
 
     import vton_models  # noqa: F401
-    from test_metrics import write_metric_weights
+    from plugins.weights import write_metric_weights
 
     tmp = Path(tempfile.mkdtemp(prefix="p6-"))
     write_metric_weights(tmp / "home")
@@ -101,7 +101,9 @@ def main() -> None:
         "ours_metrics": sorted(k for k in ours_metrics), "baseline_metrics": ["fid", "lpips", "ssim"],
         "check": {"fid_ours": ours_metrics["fid"], "fid_cli": fid, "lpips_ours": ours_metrics["lpips"],
                   "lpips_loop": float(np.mean(lp)), "ssim_ours": ours_metrics["ssim"], "ssim_skimage": float(np.mean(ss))},
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                    "loadavg_at_end": [round(v, 2) for v in os.getloadavg()]},
+        "command": "python bench/p6_eval.py " + " ".join(sys.argv[1:]),
     }
     (REPO / "bench" / "results").mkdir(exist_ok=True)
     (REPO / "bench" / "results" / "p6_eval.json").write_text(json.dumps(result, indent=2))

@@ -18,7 +18,8 @@ from vton_models.metrics.checks import check_images, check_pair
 from vton_models.metrics.distribution import (FeatureReservoir, FeatureStats, InceptionScoreStats, _distributed,
                                               frechet_distance, kernel_inception_distance)
 from vton_models.metrics.masked import apply_mask, foreground_mask
-from vton_models.metrics.paired import l1_per_image, ms_ssim_per_image, ms_ssim_scales, psnr_per_image, ssim_per_image
+from vton_models.metrics.paired import (l1_per_image, ms_ssim_scales, psnr_per_image, ssim_and_ms_ssim_per_image,
+                                       ssim_per_image)
 
 #: Paired metrics averaged per image; PSNR is capped (identical images give +inf, which would
 #: make a mean meaningless); the count of capped images is reported beside it.
@@ -112,9 +113,10 @@ class MetricSuite:
         if not self.options.paired:
             return
         psnr = psnr_per_image(fake, real)
+        ssim, ms_ssim = ssim_and_ms_ssim_per_image(fake, real)
         values = {
-            "ssim": ssim_per_image(fake, real),
-            "ms_ssim": ms_ssim_per_image(fake, real),
+            "ssim": ssim,
+            "ms_ssim": ms_ssim,
             "psnr": psnr.clamp(max=PSNR_CAP),
             "l1": l1_per_image(fake, real),
             "lpips": self.lpips(fake.contiguous(), real.contiguous(), normalize=True).flatten().cpu(),
