@@ -44,6 +44,11 @@ class DataConfig:
     shuffle_buffer: int = 256
     augment: bool = True
     representation: str = ""  # loader-side builder; "" = the recipe's own
+    # Where the float input tensors are built: "loader" (numpy in the loader workers), "consumer"
+    # (workers ship uint8 images + keypoints, the training process expands them on its device),
+    # "auto" = consumer on a GPU when the representation has a device-side form, else loader
+    # (on CPU the loader workers' spare cores are better spent than the training process's).
+    representation_on: Literal["auto", "loader", "consumer"] = "auto"
     pose_sigma: float = 3.0
     max_bad_fraction: float = 0.05  # corrupt samples tolerated before the stream raises
 

@@ -10,14 +10,27 @@ from orchestrator.config import Config
 from vton_models.recipes.base import Recipe
 
 
-def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool):
+def representation_placement(cfg: Config, representation: str, device: str) -> str:
+    """``data.representation_on`` resolved for a training device (see DataConfig)."""
+    from vton_models.representation_device import SPLIT_REPRESENTATIONS
+
+    if cfg.data.representation_on != "auto":
+        return cfg.data.representation_on
+    on_gpu = device.split(":")[0] in ("cuda", "xpu", "mps")
+    return "consumer" if on_gpu and representation in SPLIT_REPRESENTATIONS else "loader"
+
+
+def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool, device: str = "cpu"):
     from shards.stream import StreamConfig
 
+    representation = cfg.data.representation or recipe.representation
     return StreamConfig(
         manifest_url=manifest,
         batch_size=cfg.data.batch_size,
         image_size=tuple(cfg.data.image_size),
-        representation=cfg.data.representation or recipe.representation,
+        representation=representation,
+        representation_on=representation_placement(cfg, representation, device),
+        device=device,
         representation_options={"sigma": cfg.data.pose_sigma},
         loader_workers=cfg.data.loader_workers if train else 0,
         shuffle_buffer=cfg.data.shuffle_buffer if train else 1,
@@ -47,19 +60,21 @@ class TrainStream:
         return iter(self.stream.iter_from(StreamPosition(epoch=epoch, step=step)))
 
 
-def make_train_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int) -> TrainStream:
+def make_train_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int, device: str = "cpu") -> TrainStream:
     from shards.stream import ShardStream
 
     if not cfg.data.manifest:
         raise ValueError("data.manifest is empty: point it at a manifest.json written by `vton shard build`")
-    return TrainStream(ShardStream(_stream_config(cfg, recipe, cfg.data.manifest, train=True), rank, world_size))
+    stream_cfg = _stream_config(cfg, recipe, cfg.data.manifest, train=True, device=device)
+    return TrainStream(ShardStream(stream_cfg, rank, world_size))
 
 
-def make_val_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int):
+def make_val_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int, device: str = "cpu"):
     """Held-out batches: no augmentation, no shuffle buffer, loaded in-process."""
     from shards.stream import ShardStream
 
-    return ShardStream(_stream_config(cfg, recipe, cfg.data.val_manifest, train=False), rank, world_size)
+    stream_cfg = _stream_config(cfg, recipe, cfg.data.val_manifest, train=False, device=device)
+    return ShardStream(stream_cfg, rank, world_size)
 
 
 def manifest_sha256(url: str) -> str:

@@ -96,7 +96,13 @@ def _check_deepspeed(cfg: Config, recipe) -> None:
 def _check_data_fits_model(cfg: Config, recipe) -> None:
     """Decode one real sample and compare the channels it yields with what the recipe reads."""
     from orchestrator.data import probe_batch_shapes
+    from vton_models.representation_device import split_representation
 
+    if cfg.data.representation_on == "consumer":
+        try:
+            split_representation(cfg.data.representation or recipe.representation)
+        except ValueError as exc:
+            raise ConfigError(f"data.representation_on: {exc}") from None
     try:
         shapes = probe_batch_shapes(cfg.data.manifest, cfg.data.representation or recipe.representation,
                                     tuple(cfg.data.image_size), {"sigma": cfg.data.pose_sigma})

@@ -310,7 +310,7 @@ class GanLoop:
 
     def run(self) -> LoopResult:
         cfg, ctx = self.cfg, self.ctx
-        stream = self.hooks.train_data or make_train_stream(cfg, self.recipe, ctx.rank, ctx.world_size)
+        stream = self.hooks.train_data or make_train_stream(cfg, self.recipe, ctx.rank, ctx.world_size, str(ctx.device))
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:
             self.val_before = self._evaluate()

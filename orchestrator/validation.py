@@ -21,7 +21,7 @@ from vton_models.recipes.base import Recipe
 class Validator:
     def __init__(self, cfg: Config, recipe: Recipe, ctx) -> None:
         self.cfg, self.recipe, self.ctx = cfg, recipe, ctx
-        self.stream = make_val_stream(cfg, recipe, ctx.rank, ctx.world_size)
+        self.stream = make_val_stream(cfg, recipe, ctx.rank, ctx.world_size, str(ctx.device))
 
     @torch.no_grad()
     def run(self, generator: nn.Module, g_name: str) -> dict[str, float]:

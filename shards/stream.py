@@ -37,6 +37,10 @@ The plan (all of it computed from the manifest, identically on every rank, befor
   With ``reuse_buffers=True`` they are written into a ring of shared-memory buffers (much faster
   for 512x384 float32 batches, see ``shards.collate``) and are valid until the next batch is
   requested; the content is the same either way.
+* **Where the representation is built** (``representation_on``): ``"loader"`` builds the float
+  arrays in the workers; ``"consumer"`` has the workers ship the representation's compact form
+  (uint8 images and labels, keypoints: ~25x fewer bytes at 512x384) and expands each batch with
+  torch in the iterating process, on ``device`` — what a GPU trainer wants. Same batches either way.
 
 Resume guarantee
 ----------------
@@ -58,7 +62,7 @@ import math
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -70,8 +74,13 @@ from shards.store import ObjectStore, RangeNotSatisfiableError
 from shards.tario import CorruptSampleError, parse_sample
 from shards.transforms import AugmentConfig, Augmenter
 from vton_models.representation import build_representation
+from vton_models.representation_device import split_representation
 
 log = logging.getLogger("shards.stream")
+
+
+#: Where a stream may build the representation (``StreamConfig.representation_on``).
+REPRESENTATION_ON: tuple[str, ...] = ("loader", "consumer")
 
 
 class TooManyBadSamplesError(RuntimeError):
@@ -98,6 +107,12 @@ class StreamConfig:
     #: Reuse a small ring of shared-memory batch buffers (much faster at 512x384; see
     #: shards.collate). Then a batch is only valid until the next one is requested.
     reuse_buffers: bool = False
+    #: Where the representation's float tensors are built: "loader" (numpy, in the loader workers)
+    #: or "consumer" (workers ship compact uint8 arrays and keypoints; the iterating process
+    #: expands each batch with torch on ``device``; see vton_models.representation_device).
+    #: The batches are the same either way (pose heatmaps within float32 rounding).
+    representation_on: str = "loader"
+    device: str = "cpu"  # where "consumer" expansion runs and its tensors live
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -115,6 +130,11 @@ class StreamConfig:
         if self.prefetch_factor < 1:
             raise ValueError(f"stream: prefetch_factor must be >= 1, got {self.prefetch_factor}")
         AugmentConfig.from_options(self.augment_options)  # fail at configuration, not in a worker
+        if self.representation_on not in REPRESENTATION_ON:
+            raise ValueError(f"stream: representation_on must be one of {REPRESENTATION_ON}, "
+                             f"got {self.representation_on!r}")
+        if self.representation_on == "consumer":
+            split_representation(self.representation)
 
 
 @dataclass(frozen=True, order=True)
@@ -254,11 +274,16 @@ class SampleProcessor:
     def __init__(self, cfg: StreamConfig) -> None:
         self.cfg = cfg
         self.augmenter = Augmenter(cfg.image_size, cfg.augment, cfg.augment_options)
+        if cfg.representation_on == "consumer":
+            compact = split_representation(cfg.representation).compact
+            self._build = lambda sample: compact(sample, **cfg.representation_options)
+        else:
+            self._build = lambda sample: build_representation(cfg.representation, sample, **cfg.representation_options)
 
     def __call__(self, members: dict[str, bytes], key: str, seed: Sequence[int]) -> dict[str, np.ndarray]:
         sample = decode_sample(members, key)
         sample = self.augmenter(sample, seed)
-        return build_representation(self.cfg.representation, sample, **self.cfg.representation_options)
+        return self._build(sample)
 
 
 class _BlockData:
@@ -423,15 +448,36 @@ class ShardStream:
         """Counters of the in-process iterator (``loader_workers=0``); workers log theirs."""
         return None if self._last_worker is None else self._last_worker.stats
 
-    def iter_from(self, position: StreamPosition = StreamPosition()) -> Iterator[dict[str, Any]]:
+    def iter_from(self, position: StreamPosition = StreamPosition(), expand: bool = True) -> Iterator[dict[str, Any]]:
         """Batches from ``position`` on, forever; stop by closing the iterator (or dropping it).
 
         Each batch: the representation's arrays as tensors with a leading batch dimension, plus
-        ``__key__`` (sample keys) and ``__bad__`` (bad samples replaced in this batch).
+        ``__key__`` (sample keys) and ``__bad__`` (bad samples replaced in this batch). With
+        ``representation_on="consumer"`` the tensors are built here, on ``cfg.device``;
+        ``expand=False`` yields the compact batches the loader workers ship instead (for a caller
+        that expands them itself, and for benchmarks).
         """
         if not 0 <= position.step < self.batches_per_epoch or position.epoch < 0:
             raise ValueError(f"stream: position {position} outside an epoch of {self.batches_per_epoch} batches")
-        return self._iterate(position)
+        batches = self._iterate(position)
+        if self.cfg.representation_on == "consumer" and expand:
+            return self._expanded(batches)
+        return batches
+
+    def _expanded(self, batches: Generator[dict[str, Any], None, None]) -> Iterator[dict[str, Any]]:
+        """Compact batches -> the representation's tensors on ``cfg.device``.
+
+        With ``reuse_buffers`` the output tensors are reused too (same contract: valid until the
+        next batch is requested); otherwise every batch gets its own.
+        """
+        expand = split_representation(self.cfg.representation).expand
+        out: dict[str, Any] | None = {} if self.cfg.reuse_buffers else None
+        try:
+            for batch in batches:
+                tensors = expand(batch, device=self.cfg.device, out=out)
+                yield {**tensors, **{k: v for k, v in batch.items() if k.startswith("__")}}
+        finally:
+            batches.close()  # stops the loader workers now, as closing an unexpanded stream does
 
     def _iterate(self, position: StreamPosition) -> Iterator[dict[str, Any]]:
         workers = self.cfg.loader_workers

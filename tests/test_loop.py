@@ -220,6 +220,24 @@ def test_preflight_rejects_bad_runs_before_any_worker(shards):
         preflight(tiny_config(shards, "ray.use_gpu=true"), gpus_visible=0)
     with pytest.raises(ConfigError, match="ray.num_workers"):
         tiny_config(shards, "ray.num_workers=0")
+    with pytest.raises(ConfigError, match=r"data.representation_on: representation 'viton_hd' has no device-side"):
+        preflight(tiny_config(shards, "data.representation=viton_hd", "data.representation_on=consumer"),
+                  gpus_visible=0)
+
+
+def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(shards):
+    """data.representation_on=consumer through the real stream: the trainer expands uint8 batches
+    on its device; the batches are bit-identical, so are the weights (deterministic fp32)."""
+    from orchestrator.data import representation_placement
+
+    cfg = tiny_config(shards)
+    assert representation_placement(cfg, "unet_sa", "cpu") == "loader"
+    assert representation_placement(cfg, "unet_sa", "cuda:0") == "consumer"
+    assert representation_placement(cfg, "viton_hd", "cuda:0") == "loader"
+    assert representation_placement(tiny_config(shards, "data.representation_on=consumer"), "unet_sa", "cpu") == "consumer"
+    loader = _params(_run(tiny_config(shards, "data.representation_on=loader"), None))
+    consumer = _params(_run(tiny_config(shards, "data.representation_on=consumer"), None))
+    assert all(torch.equal(consumer[k], loader[k]) for k in loader)
 
 
 def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):

@@ -1,4 +1,5 @@
-"""Hand-checked values of the loader-side representations (seed paper 000 and VITON-HD groupings)."""
+"""Hand-checked values of the representations (seed paper 000 and VITON-HD groupings), built
+whole in the loader (numpy) and split into a compact part and a torch expansion."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from vton_models.representation import (
     POSE18_NAMES,
@@ -25,6 +27,7 @@ from vton_models.representation import (
     pose_heatmaps,
     unet_sa_representation,
 )
+from vton_models.representation_device import SPLIT_REPRESENTATIONS, split_representation
 
 # 8 x 6 person: hair, face, upper clothes (5) with a coat patch (7), arms, pants, legs, shoes.
 PARSE = np.array(
@@ -67,8 +70,22 @@ def _sample() -> DecodedSample:
                          pose=_body25(), pose_format="body25", key="tiny")
 
 
-def test_41_channel_layout_matches_hand_computed_values():
-    rep = unet_sa_representation(_sample(), sigma=3.0)
+def _split_build(samples: list[DecodedSample], sigma: float) -> list[dict[str, np.ndarray]]:
+    """The consumer-side path: compact per sample, collated, expanded by torch, split back."""
+    split = split_representation("unet_sa")
+    compact = [split.compact(s, sigma=sigma) for s in samples]
+    batch = {k: torch.stack([torch.from_numpy(c[k]) for c in compact]) for k in compact[0]}
+    out = split.expand(batch)
+    return [{k: v[i].numpy() for k, v in out.items()} for i in range(len(samples))]
+
+
+def _build(where: str, sample: DecodedSample, sigma: float = 3.0) -> dict[str, np.ndarray]:
+    return unet_sa_representation(sample, sigma=sigma) if where == "loader" else _split_build([sample], sigma)[0]
+
+
+@pytest.mark.parametrize("where", ["loader", "consumer"])
+def test_41_channel_layout_matches_hand_computed_values(where):
+    rep = _build(where, _sample(), sigma=3.0)
     x = rep["inputs"]
     assert x.shape == (41, H, W) and x.dtype == np.float32
     person = _person().astype(np.float64)
@@ -100,6 +117,35 @@ def test_41_channel_layout_matches_hand_computed_values():
     np.testing.assert_array_equal(rep["cloth_mask"][0], _sample().cloth_mask.astype(np.float32))
     assert rep["parse"].dtype == np.int64
     np.testing.assert_array_equal(rep["parse"], PARSE)
+
+
+def test_split_representation_equals_the_loader_builder_on_a_batch():
+    flipped = _sample()
+    flipped = DecodedSample(person=flipped.person[:, ::-1].copy(), cloth=flipped.cloth, cloth_mask=flipped.cloth_mask,
+                            parse=flipped.parse[::-1].copy(), pose=flipped.pose * np.float32([1.0, 1.0, 0.5]),
+                            pose_format="body25", key="flipped")
+    coco = np.zeros((18, 3), np.float32)
+    coco[8], coco[11], coco[4] = (1.5, 4.0, 0.9), (4.5, 4.0, 0.6), (5.0, 3.0, 1.0)  # hips -> mid_hip
+    third = DecodedSample(person=_person(), cloth=_sample().cloth, cloth_mask=_sample().cloth_mask,
+                          parse=PARSE.copy(), pose=coco, pose_format="coco18", key="coco")
+    samples = [_sample(), flipped, third]
+    for sigma in (1.0, 3.0):
+        for got, s in zip(_split_build(samples, sigma), samples):
+            want = unet_sa_representation(s, sigma=sigma)
+            assert sorted(got) == sorted(want)
+            for k in want:
+                assert got[k].shape == want[k].shape and got[k].dtype == want[k].dtype, k
+                np.testing.assert_array_equal(got[k], want[k], err_msg=k)  # bit-identical
+
+
+def test_split_representation_registry_and_label_check():
+    assert set(SPLIT_REPRESENTATIONS) <= set(REPRESENTATIONS)
+    with pytest.raises(ValueError, match=r"'viton_hd' has no device-side form.*unet_sa"):
+        split_representation("viton_hd")
+    s = _sample()
+    s.parse[0, 0] = 20
+    with pytest.raises(ValueError, match=r"sample 'tiny' parse.*\[20\] out of range"):
+        split_representation("unet_sa").compact(s)
 
 
 def test_heatmap_sigma_changes_spread_not_peak():

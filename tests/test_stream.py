@@ -145,6 +145,28 @@ def test_reused_buffers_give_the_same_batches(shards_url, workers):
         assert len(storages) <= n_slots  # the very same memory, reused
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_consumer_side_representation_gives_the_same_batches(shards_url, workers):
+    """Workers ship uint8 + heatmap profiles, this process expands: bit-identical to loader-built batches."""
+    base = dict(batch_size=3, image_size=SIZE, loader_workers=workers, shuffle_buffer=6, seed=4,
+                representation_options={"sigma": 2.0})
+    plain = _take(ShardStream(StreamConfig(shards_url, **base)).iter_from(StreamPosition(1, 2)), 6)
+    for reuse in (False, True):
+        stream = ShardStream(StreamConfig(shards_url, representation_on="consumer", reuse_buffers=reuse, **base))
+        compact = _take(stream.iter_from(StreamPosition(1, 2), expand=False), 1)[0]
+        assert compact["person_u8"].dtype == torch.uint8 and compact["pose_gy"].shape == (3, 18, SIZE[0])
+        it = stream.iter_from(StreamPosition(1, 2))
+        for want in plain:
+            got = next(it)
+            assert got["__key__"] == want["__key__"]
+            assert sorted(k for k in got if not k.startswith("__")) == sorted(k for k in want if not k.startswith("__"))
+            for k, v in want.items():
+                if isinstance(v, torch.Tensor) and not k.startswith("__"):
+                    assert got[k].dtype == v.dtype and got[k].shape == v.shape, k
+                    assert torch.equal(got[k], v), k
+        it.close()
+
+
 def test_uneven_world_pads_with_repeats_only(shards_url):
     cfg = StreamConfig(shards_url, batch_size=3, image_size=SIZE, loader_workers=0, shuffle_buffer=8)
     seen = []
@@ -332,6 +354,10 @@ def test_config_errors_name_the_option(shards_url):
         StreamConfig(shards_url, batch_size=1, image_size=SIZE, max_bad_fraction=1.5)
     with pytest.raises(ValueError, match="unknown augmentation option"):
         ShardStream(StreamConfig(shards_url, 1, SIZE, augment_options={"hflip": 1}))
+    with pytest.raises(ValueError, match="representation_on must be one of"):
+        StreamConfig(shards_url, 1, SIZE, representation_on="gpu")
+    with pytest.raises(ValueError, match="'viton_hd' has no device-side form"):
+        StreamConfig(shards_url, 1, SIZE, representation="viton_hd", representation_on="consumer")
     stream = ShardStream(StreamConfig(shards_url, 2, SIZE, loader_workers=0))
     with pytest.raises(ValueError, match="outside an epoch"):
         stream.iter_from(StreamPosition(0, stream.batches_per_epoch))

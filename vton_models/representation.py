@@ -148,32 +148,40 @@ def pose18(keypoints: np.ndarray, fmt: str) -> np.ndarray:
     return out
 
 
-def pose_heatmaps(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0,
-                  out: np.ndarray | None = None) -> np.ndarray:
-    """(K, H, W) float32: ``c_i * exp(-d^2 / (2 sigma^2))`` per keypoint (paper 000, eq. 7).
+def pose_profiles(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The two 1-D factors of every heatmap: ``gy`` (K, H) = ``c * exp(-(y - y_k)^2 / 2 sigma^2)`` and
+    ``gx`` (K, W) = ``exp(-(x - x_k)^2 / 2 sigma^2)``, so that heatmap k = ``gy[k, :, None] * gx[k, None, :]``.
 
-    The peak equals the confidence at the keypoint's pixel; undetected points (c <= 0) give a zero
-    channel. Separable: one outer product per keypoint instead of a full distance map, written into
-    ``out`` (e.g. a slice of the sample's input tensor) so loader workers allocate nothing per map.
+    Undetected points (c <= 0) get zero rows in both. The split form of ``unet_sa`` ships these
+    (a few KB) instead of the maps, and the outer product on the device gives bit-identical maps.
     """
     h, w = size
     if sigma <= 0:
         raise ValueError(f"pose_heatmaps: sigma must be > 0, got {sigma}")
     pose = np.asarray(pose, np.float32)
-    if out is None:
-        out = np.empty((len(pose), h, w), np.float32)
-    ys = np.arange(h, dtype=np.float32)
-    xs = np.arange(w, dtype=np.float32)
+    seen = pose[:, 2] > 0
+    x = np.where(seen, pose[:, 0], np.float32(0))[:, None]
+    y = np.where(seen, pose[:, 1], np.float32(0))[:, None]
+    c = np.where(seen, pose[:, 2], np.float32(0))[:, None]
     denom = np.float32(2.0 * sigma * sigma)
-    for i, (x, y, c) in enumerate(pose):
-        if c <= 0:
-            out[i] = 0.0
-            continue
-        gy = np.exp(-((ys - y) ** 2) / denom)
-        gx = np.exp(-((xs - x) ** 2) / denom)
-        np.multiply(gy[:, None], gx[None, :], out=out[i])
-        out[i] *= np.float32(c)
-    return out
+    gy = np.exp(-((np.arange(h, dtype=np.float32) - y) ** 2) / denom) * c
+    gx = np.exp(-((np.arange(w, dtype=np.float32) - x) ** 2) / denom) * seen[:, None].astype(np.float32)
+    return gy.astype(np.float32), gx.astype(np.float32)
+
+
+def pose_heatmaps(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """(K, H, W) float32: ``c_i * exp(-d^2 / (2 sigma^2))`` per keypoint (paper 000, eq. 7).
+
+    The peak equals the confidence at the keypoint's pixel; undetected points (c <= 0) give a zero
+    channel. Separable (``pose_profiles``): one outer product per keypoint instead of a full
+    distance map, written into ``out`` (e.g. a slice of the sample's input tensor) so loader
+    workers allocate nothing per map.
+    """
+    gy, gx = pose_profiles(pose, size, sigma)
+    if out is None:
+        out = np.empty((len(gy), gy.shape[1], gx.shape[1]), np.float32)
+    return np.multiply(gy[:, :, None], gx[:, None, :], out=out)
 
 
 def pose_disks(pose: np.ndarray, size: tuple[int, int], radius: float = 4) -> np.ndarray:
