@@ -1,7 +1,18 @@
 """P1: how fast the shard stream delivers training batches, against the alternatives.
 
-Variants, all at the same image size, batch size, augmentation and 41-channel ``unet_sa``
-representation, all through a torch DataLoader with the same number of loader worker processes:
+Three placements of the 41-channel ``unet_sa`` representation (``StreamConfig.representation_on``),
+each measured for every variant below:
+
+* ``consumer``  (headline) loader workers ship uint8 images/labels + heatmap profiles; the main
+                process expands each batch to the 41-channel float32 tensors with torch — on this
+                machine's CPU, since there is no GPU here. What the batch the trainer gets costs.
+* ``compact``   the same stream without the expansion: what loader workers deliver to a GPU
+                trainer, which expands on the device (sub-millisecond work there).
+* ``loader``    the float32 tensors built by numpy in the loader workers and shipped through
+                shared memory (the previous design; ~25x more bytes per sample at 512x384).
+
+Variants, all at the same image size, batch size, augmentation and representation placement,
+all through a torch DataLoader with the same number of loader worker processes (reused buffers):
 
 * ``stream_s3``   ShardStream over shards on the S3 server (ranged GETs of whole blocks).
 * ``loose_s3``    the loose VITON-HD files on the same S3 server, one GET per file (person,
@@ -11,11 +22,12 @@ representation, all through a torch DataLoader with the same number of loader wo
                   already in memory, doing only the decode calls the stream makes
                   (cv2.imdecode of person/cloth JPEG as RGB, cloth mask as grayscale, the palette
                   parse PNG through PIL — cv2 would expand the palette — and the pose JSON).
-* ``cpu_limit``   the same in-memory loop doing the stream's whole per-sample CPU work (decode +
-                  augmentation + representation), still without I/O, tar parsing, collation or IPC.
+* ``cpu_limit``   the same in-memory loop doing the loader workers' whole per-sample CPU work
+                  (decode + augmentation + the placement's per-sample representation work), still
+                  without I/O, tar parsing, collation or IPC.
 
-Every variant is measured ``--rounds`` times, interleaved, and the best round is kept (the
-machine is shared; the best round is the least disturbed one). Usage::
+Every variant is measured ``--rounds`` times, interleaved; ratios are taken within a round
+(variants back to back, so under the most similar load) and the median over rounds is reported. Usage::
 
     python bench/p1_stream.py            # writes bench/results/p1_stream.json and prints it
 """
@@ -147,13 +159,26 @@ def time_batches(it: Iterator[dict], batch_size: int, warmup: int, batches: int)
             close()
 
 
-def measure_stream(cfg, args) -> float:
+def measure_stream(cfg, args, expand: bool) -> float:
     from shards.stream import ShardStream, StreamPosition
 
-    return time_batches(ShardStream(cfg).iter_from(StreamPosition()), cfg.batch_size, args.warmup, args.batches)
+    it = ShardStream(cfg).iter_from(StreamPosition(), expand=expand)
+    return time_batches(it, cfg.batch_size, args.warmup, args.batches)
 
 
-def measure_loose(sources, root: Path, store_url: str | None, cfg, args) -> float:
+def expanding(batches: Iterator[dict], cfg, expand: bool) -> Iterator[dict]:
+    """The stream's consumer-side expansion, for the loose baselines (same main-process work)."""
+    if cfg.representation_on != "consumer" or not expand:
+        yield from batches
+        return
+    from vton_models.representation_device import split_representation
+
+    fn, out = split_representation(cfg.representation).expand, {}
+    for batch in batches:
+        yield fn(batch, device=cfg.device, out=out)
+
+
+def measure_loose(sources, root: Path, store_url: str | None, cfg, args, expand: bool) -> float:
     from torch.utils.data import DataLoader
 
     from shards.collate import BufferRing, handing_back
@@ -166,7 +191,7 @@ def measure_loose(sources, root: Path, store_url: str | None, cfg, args) -> floa
 
     def gen():
         try:
-            yield from handing_back(it, ring)
+            yield from expanding(handing_back(it, ring), cfg, expand)
         finally:
             it._shutdown_workers()
 
@@ -228,7 +253,7 @@ def measure_limit(kind: str, workers: int, seconds: float) -> float:
 def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
     """Single-process ms/sample of each stage of the stream (what the ratios are made of).
 
-    In-process, so "fresh buffers" are private memory here, not shared memory as in a worker."""
+    In-process (no shared memory, no IPC); the expansion runs on this CPU with torch's threads."""
     from shards.collate import BufferRing, collate, tune_worker_memory
     from shards.stream import EpochPlan, SampleProcessor, _BlockData
     from shards.tario import parse_sample
@@ -240,14 +265,20 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
     fetch = (time.perf_counter() - t) / len(data.keys)
     proc = SampleProcessor(cfg)
     ring = BufferRing(0, 1)
-    timing = {"fetch_ranged_get": fetch, "tar_parse": 0.0, "decode": 0.0, "augment": 0.0, "representation": 0.0,
-              "collate_fresh_buffers": 0.0, "collate_reused_buffers": 0.0}
+    timing = {"fetch_ranged_get": fetch, "tar_parse": 0.0, "decode": 0.0, "augment": 0.0,
+              "loader_representation": 0.0, "loader_collate_reused_buffers": 0.0,
+              "consumer_compact": 0.0, "consumer_collate_reused_buffers": 0.0, "consumer_expand_cpu": 0.0}
     from shards.decode import decode_sample
     from vton_models.representation import build_representation
+    from vton_models.representation_device import split_representation
+
+    split = split_representation(cfg.representation)
+    compact_ring, expanded = BufferRing(0, 1), {}
 
     tune_worker_memory()  # profile the way a loader worker runs
-    outs = []
+    outs, compacts = [], []
     n = len(data.keys)
+    per = n // cfg.batch_size * cfg.batch_size
     for i, key in enumerate(data.keys):
         t0 = time.perf_counter()
         members = parse_sample(data.slices[i], data.shards[i], key)
@@ -258,17 +289,24 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
         t3 = time.perf_counter()
         outs.append(build_representation(cfg.representation, s))
         t4 = time.perf_counter()
-        for name, dt in zip(("tar_parse", "decode", "augment", "representation"), (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+        compacts.append(split.compact(s))
+        t5 = time.perf_counter()
+        for name, dt in zip(("tar_parse", "decode", "augment", "loader_representation", "consumer_compact"),
+                            (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             timing[name] += dt / n
         if len(outs) == cfg.batch_size:
-            per = n // cfg.batch_size * cfg.batch_size
-            t5 = time.perf_counter()
-            collate(outs, [key] * len(outs))
             t6 = time.perf_counter()
             ring.release(collate(outs, [key] * len(outs), ring=ring))
-            timing["collate_fresh_buffers"] += (t6 - t5) / per
-            timing["collate_reused_buffers"] += (time.perf_counter() - t6) / per
-            outs = []
+            t7 = time.perf_counter()
+            batch = collate(compacts, [key] * len(outs), ring=compact_ring)
+            t8 = time.perf_counter()
+            split.expand(batch, out=expanded)
+            t9 = time.perf_counter()
+            compact_ring.release(batch)
+            timing["loader_collate_reused_buffers"] += (t7 - t6) / per
+            timing["consumer_collate_reused_buffers"] += (t8 - t7) / per
+            timing["consumer_expand_cpu"] += (t9 - t8) / per
+            outs, compacts = [], []
     return {k: round(v * 1000, 2) for k, v in timing.items()}
 
 
@@ -305,22 +343,26 @@ def main() -> dict:
     loose_bytes = sum(len(v) for _, m in _MEMORY for k, v in m.items() if k != "meta.json")
 
     workers = [int(x) for x in args.workers.split(",")]
-    modes = {"reused_buffers": True, "fresh_buffers": False}
+    # mode -> (StreamConfig.representation_on, expand in the main process)
+    modes = {"consumer": ("consumer", True), "compact": ("consumer", False), "loader": ("loader", True)}
     raw: dict[str, dict[str, list[float]]] = {str(n): {} for n in workers}
     load_before = os.getloadavg()
     for _round in range(args.rounds):
         for n_w in workers:
             r = raw[str(n_w)]
-            for mode, reuse in modes.items():
+            for mode, (on, expand) in modes.items():
                 cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w),
                                    loader_workers=n_w, shuffle_buffer=args.shuffle_buffer, augment=True, seed=0,
-                                   reuse_buffers=reuse)
-                _CFG = cfg
-                r.setdefault(f"stream_s3/{mode}", []).append(measure_stream(cfg, args))
-                r.setdefault(f"loose_s3/{mode}", []).append(measure_loose(sources, root, f"{base}/loose", cfg, args))
-                r.setdefault(f"loose_local/{mode}", []).append(measure_loose(sources, root, None, cfg, args))
+                                   reuse_buffers=True, representation_on=on)
+                r.setdefault(f"stream_s3/{mode}", []).append(measure_stream(cfg, args, expand))
+                r.setdefault(f"loose_s3/{mode}", []).append(
+                    measure_loose(sources, root, f"{base}/loose", cfg, args, expand))
+                r.setdefault(f"loose_local/{mode}", []).append(measure_loose(sources, root, None, cfg, args, expand))
             r.setdefault("decode_limit", []).append(measure_limit("decode", n_w, args.limit_seconds))
-            r.setdefault("cpu_limit", []).append(measure_limit("cpu", n_w, args.limit_seconds))
+            for on in ("loader", "consumer"):
+                _CFG = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w),
+                                    representation_on=on)
+                r.setdefault(f"cpu_limit/{on}", []).append(measure_limit("cpu", n_w, args.limit_seconds))
             print(f"round {_round} workers {n_w}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in r.items()),
                   file=sys.stderr)
     load_after = os.getloadavg()
@@ -330,47 +372,45 @@ def main() -> dict:
         best = {k: round(max(v), 2) for k, v in r.items()}
         entry: dict[str, Any] = {"samples_per_s_best": best,
                                  "samples_per_s_rounds": {k: [round(x, 2) for x in v] for k, v in r.items()}}
-        for mode in modes:
+        for mode, (on, _expand) in modes.items():
             stream = r[f"stream_s3/{mode}"]
             paired = {  # per round: variants measured back to back, so the load is most alike
                 "ratio_vs_loose": [a / b for a, b in zip(stream, r[f"loose_s3/{mode}"])],
                 "ratio_vs_loose_local": [a / b for a, b in zip(stream, r[f"loose_local/{mode}"])],
                 "ratio_vs_decode_limit": [a / b for a, b in zip(stream, r["decode_limit"])],
-                "ratio_vs_cpu_limit": [a / b for a, b in zip(stream, r["cpu_limit"])],
+                "ratio_vs_cpu_limit": [a / b for a, b in zip(stream, r[f"cpu_limit/{on}"])],
             }
             entry[mode] = {name: round(statistics.median(v), 3) for name, v in paired.items()}
             entry[mode]["per_round"] = {name: [round(x, 3) for x in v] for name, v in paired.items()}
-            entry[mode]["best_of_rounds"] = {
-                name: round(best[f"stream_s3/{mode}"] / best[other], 3)
-                for name, other in (("ratio_vs_loose", f"loose_s3/{mode}"), ("ratio_vs_loose_local", f"loose_local/{mode}"),
-                                    ("ratio_vs_decode_limit", "decode_limit"), ("ratio_vs_cpu_limit", "cpu_limit"))}
         per_workers[n_w] = entry
 
     def headline(mode: str, name: str) -> float:
         return min(v[mode][name] for v in per_workers.values())
 
+    names = ("ratio_vs_loose", "ratio_vs_decode_limit", "ratio_vs_cpu_limit", "ratio_vs_loose_local")
     cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w), loader_workers=0,
                        shuffle_buffer=args.shuffle_buffer)
     result = {
         "benchmark": "p1_stream",
-        "ratio_vs_loose": headline("reused_buffers", "ratio_vs_loose"),
-        "ratio_vs_decode_limit": headline("reused_buffers", "ratio_vs_decode_limit"),
-        "ratio_vs_cpu_limit": headline("reused_buffers", "ratio_vs_cpu_limit"),
-        "ratio_vs_loose_local": headline("reused_buffers", "ratio_vs_loose_local"),
-        "fresh_buffers": {name: headline("fresh_buffers", name) for name in
-                          ("ratio_vs_loose", "ratio_vs_decode_limit", "ratio_vs_cpu_limit", "ratio_vs_loose_local")},
+        "ratio_vs_loose": headline("consumer", "ratio_vs_loose"),
+        "ratio_vs_decode_limit": headline("consumer", "ratio_vs_decode_limit"),
+        "ratio_vs_cpu_limit": headline("consumer", "ratio_vs_cpu_limit"),
+        "ratio_vs_loose_local": headline("consumer", "ratio_vs_loose_local"),
+        "compact": {name: headline("compact", name) for name in names},
+        "loader": {name: headline("loader", name) for name in names},
         "targets": {"ratio_vs_loose": 1.5, "ratio_vs_decode_limit": 0.8},
         "ratios_are": ("median over rounds of the ratio within a round (variants measured back to back), "
-                       "then the minimum over the loader worker counts measured; with "
-                       "StreamConfig.reuse_buffers=True (the loose baselines use the same collation). "
-                       "'fresh_buffers' = a new shared-memory batch per step (reuse_buffers=False, torch's "
-                       "usual behaviour) for every variant. Best-of-rounds ratios are listed per worker count"),
+                       "then the minimum over the loader worker counts measured. Top level: placement "
+                       "'consumer' (41-channel float32 batches built in the main process, on CPU here); "
+                       "'compact': the same stream's batches before that expansion (what a GPU trainer's "
+                       "loader delivers); 'loader': tensors built in the loader workers (previous design). "
+                       "Every placement's baselines do the same per-sample and main-process work"),
         "per_loader_workers": per_workers,
         "stage_ms_per_sample_single_process": profile_stages(manifest, cfg),
         "definitions": {
             "samples_per_s": "training samples delivered per second to the main process",
             "stream_s3": "shards.stream.ShardStream over the shards on the S3 server -> augmented 41-channel "
-                         "unet_sa batches (DataLoader, loader_workers processes)",
+                         "unet_sa batches (DataLoader, loader_workers processes, reused buffers)",
             "loose_s3": "same per-sample work and DataLoader; the 5 loose VITON-HD files of a sample "
                         "(image, cloth, cloth-mask, image-parse-v3, openpose_json) fetched one GET each from the "
                         "same S3 server",
@@ -380,8 +420,9 @@ def main() -> dict:
                             "cloth_mask (grayscale), PIL decode of the palette parse.png (OpenCV expands "
                             "palettes, so the stream uses PIL for it), json.loads of pose.json; no augmentation, "
                             "no representation, no tar, no I/O, no IPC",
-            "cpu_limit": "the stream's full per-sample CPU work (decode + augmentation + unet_sa representation) "
-                         "over bytes in memory, same process count, no I/O, tar parsing, collation or IPC",
+            "cpu_limit": "the loader workers' full per-sample CPU work for the placement (decode + augmentation + "
+                         "the numpy representation ('loader') or its compact part ('consumer', 'compact')) over "
+                         "bytes in memory, same process count, no I/O, tar parsing, collation, IPC or expansion",
         },
         "settings": {
             "samples": manifest.num_samples, "image_size": [h, w], "batch_size": args.batch_size,
