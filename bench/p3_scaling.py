@@ -20,7 +20,7 @@ BATCH = 4
 
 def samples_per_s(manifest: str, workers: int, threads: int) -> float:
     cfg = bench_config(manifest, f"ray.num_workers={workers}", f"ray.cpus_per_worker={threads}",
-                       f"ray.threads_per_worker={threads}", f"data.batch_size={BATCH}", "train.steps=40")
+                       f"ray.threads_per_worker={threads}", f"data.batch_size={BATCH}", "train.steps=120")
     return run_ray(cfg) * BATCH * workers
 
 

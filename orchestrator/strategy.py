@@ -81,6 +81,17 @@ class Strategy(ABC):
         return {name: self.module(name).state_dict() for name in self.specs}
 
 
+def has_running_statistics(net: nn.Module) -> bool:
+    """Whether ``net`` holds buffers that depend on each rank's data (BatchNorm running statistics).
+
+    Only those need DDP's ``broadcast_buffers`` (a collective before *every* forward, several per
+    GAN step). The other buffers our networks hold — spectral norm's power-iteration vectors —
+    evolve from the weights alone, which DDP keeps identical, so once every rank starts from rank
+    0's values they stay equal (tests/test_loop.py checks both ranks bit for bit).
+    """
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in net.modules())
+
+
 class DDPStrategy(Strategy):
     """torch DistributedDataParallel per network, one Adam optimizer per network.
 
@@ -98,10 +109,15 @@ class DDPStrategy(Strategy):
         self._wrapped: dict[str, nn.Module] = {}
         for name, net in self._modules.items():
             if distributed:
+                if not has_running_statistics(net):
+                    # DDP then skips buffers at construction too: start every rank from rank 0's.
+                    for buffer in net.buffers():
+                        dist.broadcast(buffer, src=0)
                 self._wrapped[name] = nn.parallel.DistributedDataParallel(
                     net,
                     device_ids=[device.index] if device.type == "cuda" else None,
                     find_unused_parameters=cfg.strategy.find_unused_parameters,
+                    broadcast_buffers=has_running_statistics(net),
                 )
             else:
                 self._wrapped[name] = net

@@ -111,8 +111,7 @@ def _ddp_worker(rank: int, port: int, cfg_dict: dict, batches: list, out: str) -
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         loop = _run(config_from_dict(cfg_dict), FixedBatches(batches, parts=2, part=rank), rank=rank, world=2)
-        if rank == 0:
-            torch.save(_params(loop), out)
+        torch.save(_params(loop), out.replace("rank0", f"rank{rank}"))
     finally:
         dist.destroy_process_group()
 
@@ -136,6 +135,9 @@ def test_two_ddp_workers_equal_one_worker_with_double_batch(shards, full_batches
     mp.spawn(_ddp_worker, args=(_free_port(), cfg.to_dict(), full_batches, str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
     _assert_close(ddp, single)
+    other = torch.load(tmp_path / "rank1.pt")  # parameters *and buffers* (spectral-norm u, v) agree bit for bit,
+    assert all(torch.equal(ddp[k], other[k]) for k in ddp)  # with no per-forward buffer broadcast
+    assert any(k.endswith("weight_u") or k.endswith("_u") for k in ddp), "expected spectral-norm buffers in D"
     initial = _params(GanLoop(tiny_config(shards), WorkerContext()))
     assert any((ddp[k] - initial[k]).abs().max() > 1e-4 for k in ddp), "training did not change the weights"
 

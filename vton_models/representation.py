@@ -148,25 +148,31 @@ def pose18(keypoints: np.ndarray, fmt: str) -> np.ndarray:
     return out
 
 
-def pose_profiles(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-    """The two 1-D factors of every heatmap: ``gy`` (K, H) = ``c * exp(-(y - y_k)^2 / 2 sigma^2)`` and
-    ``gx`` (K, W) = ``exp(-(x - x_k)^2 / 2 sigma^2)``, so that heatmap k = ``gy[k, :, None] * gx[k, None, :]``.
+def pose_profiles(pose: np.ndarray, size: tuple[int, int],
+                  sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The factors of every heatmap: ``gy`` (K, H) = ``exp(-(y - y_k)^2 / 2 sigma^2)``, ``gx`` (K, W)
+    likewise in x, and the confidences ``c`` (K,), so that heatmap k = ``(gy[k, :, None] *
+    gx[k, None, :]) * c[k]`` (two float32 roundings, in that order).
 
-    Undetected points (c <= 0) get zero rows in both. The split form of ``unet_sa`` ships these
-    (a few KB) instead of the maps, and the outer product on the device gives bit-identical maps.
+    Undetected points (c <= 0) get zero rows and a zero confidence. The split form of ``unet_sa``
+    ships these (a few KB) instead of the maps; the device repeats the same two products, so its
+    maps are bit-identical to ``pose_heatmaps``.
     """
     h, w = size
     if sigma <= 0:
         raise ValueError(f"pose_heatmaps: sigma must be > 0, got {sigma}")
     pose = np.asarray(pose, np.float32)
     seen = pose[:, 2] > 0
-    x = np.where(seen, pose[:, 0], np.float32(0))[:, None]
-    y = np.where(seen, pose[:, 1], np.float32(0))[:, None]
-    c = np.where(seen, pose[:, 2], np.float32(0))[:, None]
     denom = np.float32(2.0 * sigma * sigma)
-    gy = np.exp(-((np.arange(h, dtype=np.float32) - y) ** 2) / denom) * c
-    gx = np.exp(-((np.arange(w, dtype=np.float32) - x) ** 2) / denom) * seen[:, None].astype(np.float32)
-    return gy.astype(np.float32), gx.astype(np.float32)
+    gy = np.zeros((len(pose), h), np.float32)
+    gx = np.zeros((len(pose), w), np.float32)
+    ys = np.arange(h, dtype=np.float32)
+    xs = np.arange(w, dtype=np.float32)
+    for i in np.flatnonzero(seen):
+        x, y = pose[i, 0], pose[i, 1]
+        gy[i] = np.exp(-((ys - y) ** 2) / denom)
+        gx[i] = np.exp(-((xs - x) ** 2) / denom)
+    return gy, gx, np.where(seen, pose[:, 2], np.float32(0)).astype(np.float32)
 
 
 def pose_heatmaps(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0,
@@ -178,10 +184,12 @@ def pose_heatmaps(pose: np.ndarray, size: tuple[int, int], sigma: float = 3.0,
     distance map, written into ``out`` (e.g. a slice of the sample's input tensor) so loader
     workers allocate nothing per map.
     """
-    gy, gx = pose_profiles(pose, size, sigma)
+    gy, gx, c = pose_profiles(pose, size, sigma)
     if out is None:
         out = np.empty((len(gy), gy.shape[1], gx.shape[1]), np.float32)
-    return np.multiply(gy[:, :, None], gx[:, None, :], out=out)
+    np.multiply(gy[:, :, None], gx[:, None, :], out=out)
+    out *= c[:, None, None]
+    return out
 
 
 def pose_disks(pose: np.ndarray, size: tuple[int, int], radius: float = 4) -> np.ndarray:

@@ -62,11 +62,12 @@ def network_rgb_(images: Tensor, out: Tensor) -> Tensor:
     return out.sub_(1.0)
 
 
-def pose_heatmaps_(gy: Tensor, gx: Tensor, out: Tensor) -> Tensor:
-    """(B, K, H) and (B, K, W) profiles (``representation.pose_profiles``) -> ``out`` (B, K, H, W):
-    the same single float32 product per element as the numpy builder, so bit-identical maps."""
-    return torch.mul(gy.to(out.device, non_blocking=True)[..., :, None],
-                     gx.to(out.device, non_blocking=True)[..., None, :], out=out)
+def pose_heatmaps_(gy: Tensor, gx: Tensor, c: Tensor, out: Tensor) -> Tensor:
+    """(B, K, H), (B, K, W) and (B, K) factors (``representation.pose_profiles``) -> ``out``
+    (B, K, H, W): the numpy builder's two float32 products in its order, so bit-identical maps."""
+    dev = out.device
+    torch.mul(gy.to(dev, non_blocking=True)[..., :, None], gx.to(dev, non_blocking=True)[..., None, :], out=out)
+    return out.mul_(c.to(dev, non_blocking=True)[..., None, None])
 
 
 def parse_onehot_(labels: Tensor, out: Tensor) -> Tensor:
@@ -80,13 +81,13 @@ def parse_onehot_(labels: Tensor, out: Tensor) -> Tensor:
 
 def unet_sa_compact(sample: DecodedSample, sigma: float = 3.0) -> dict[str, np.ndarray]:
     """What a loader worker ships for ``unet_sa``: uint8 images, mask and labels, and the 1-D
-    factors of the 18 pose heatmaps (``pose_gy`` (18, H), ``pose_gx`` (18, W)).
+    factors of the 18 pose heatmaps (``pose_gy`` (18, H), ``pose_gx`` (18, W), ``pose_c`` (18,)).
 
     Labels are range-checked here, in the worker, so a bad sample is still skipped and counted
     by the stream instead of failing in the training process.
     """
     _check_labels(sample.parse, NUM_LIP_LABELS, f"sample '{sample.key}' parse")
-    gy, gx = pose_profiles(pose18(sample.pose, sample.pose_format), sample.size, sigma)
+    gy, gx, c = pose_profiles(pose18(sample.pose, sample.pose_format), sample.size, sigma)
 
     def owned(a: np.ndarray) -> np.ndarray:  # C-contiguous and writable (torch.from_numpy wants that)
         return np.require(a, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"])
@@ -98,6 +99,7 @@ def unet_sa_compact(sample: DecodedSample, sigma: float = 3.0) -> dict[str, np.n
         "parse_u8": owned(sample.parse),
         "pose_gy": gy,
         "pose_gx": gx,
+        "pose_c": c,
     }
 
 
@@ -118,7 +120,7 @@ def unet_sa_expand(batch: Mapping[str, Any], device: torch.device | str = "cpu",
     # The gray in network units, computed in float32 exactly as the numpy builder does.
     gray = torch.tensor(AGNOSTIC_GRAY, dtype=torch.float32, device=device) / 127.5 - 1.0
     torch.where(garment.unsqueeze(1), gray, person_net, out=inputs[:, 0:3])
-    pose_heatmaps_(batch["pose_gy"], batch["pose_gx"], inputs[:, 3:21])
+    pose_heatmaps_(batch["pose_gy"], batch["pose_gx"], batch["pose_c"], inputs[:, 3:21])
     parse_onehot_(parse, inputs[:, 21:])
     cloth_mask = _out(out, "cloth_mask", (b, 1, h, w), torch.float32, device)
     cloth_mask.copy_(batch["cloth_mask_u8"].to(device, non_blocking=True).unsqueeze(1) > 0)
