@@ -20,7 +20,7 @@ demo: setup
 	$(VENV)/bin/vton demo
 
 test: setup
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest tests --durations=15
 
 stack-down: setup
 	$(VENV)/bin/vton stack down
