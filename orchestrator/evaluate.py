@@ -339,9 +339,28 @@ def log_eval_run(result: EvalResult) -> str:
         run_id = run.info.run_id
     if result.model_name and result.model_version:
         client = MlflowClient()
-        client.set_model_version_tag(result.model_name, result.model_version, f"vton.eval.{result.pairs}.run_id", run_id)
-        for key in ("fid", "ssim", "lpips"):
-            if key in result.metrics:
-                client.set_model_version_tag(result.model_name, result.model_version, f"vton.eval.{result.pairs}.{key}",
-                                             f"{result.metrics[key]:.6g}")
+        version_tags = {f"vton.eval.{result.pairs}.run_id": run_id}
+        version_tags.update({f"vton.eval.{result.pairs}.{key}": f"{result.metrics[key]:.6g}"
+                             for key in ("fid", "ssim", "lpips") if key in result.metrics})
+        for key, value in version_tags.items():
+            _set_version_tag(client, result.model_name, result.model_version, key, value)
     return run_id
+
+
+def _set_version_tag(client, name: str, version: str, key: str, value: str, attempts: int = 4) -> None:
+    """Set a model-version tag; the last of concurrent writers wins.
+
+    Two evaluations of one version at once (two promotions judging the same @champion) write the
+    same keys. MLflow's SQL store reads then inserts, so the slower writer can hit the table's
+    UNIQUE constraint; by then the row exists, and writing again updates it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.set_model_version_tag(name, version, key, value)
+            return
+        except MlflowException as exc:
+            if not ("UNIQUE constraint" in str(exc) or "IntegrityError" in str(exc)) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))

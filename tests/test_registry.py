@@ -312,3 +312,34 @@ def test_promote_errors_name_the_problem_in_one_line(setup, capsys):
     assert "vton.promotion.decision" not in client.get_model_version(name, "1").tags
     assert aliases(name) == {"champion": broken.version}
 
+
+
+def test_concurrent_writers_of_one_version_tag_do_not_fail(stack):
+    """Two evaluations of one @champion write the same tags at once; MLflow's SQL store can then
+    raise a UNIQUE-constraint error for the slower writer (seen in CI). The last writer wins instead."""
+    from mlflow import MlflowClient
+
+    from orchestrator.evaluate import _set_version_tag
+
+    client = MlflowClient(stack.mlflow_uri)
+    name = f"vton-test-tag-race-{uuid.uuid4().hex[:6]}"
+    client.create_registered_model(name)
+    version = client.create_model_version(name, source=f"s3://{stack.bucket}/tests/{name}/model").version
+    errors: list[BaseException] = []
+
+    def write(key: str, value: str) -> None:
+        try:
+            _set_version_tag(client, name, version, key, value)
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    for round_ in range(10):
+        threads = [threading.Thread(target=write, args=(f"k{round_}", str(i))) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[:2]
+    tags = client.get_model_version(name, version).tags
+    assert all(tags[f"k{r}"] in {str(i) for i in range(6)} for r in range(10))
+    client.delete_registered_model(name)
