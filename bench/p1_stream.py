@@ -171,11 +171,11 @@ def expanding(batches: Iterator[dict], cfg, expand: bool) -> Iterator[dict]:
     if cfg.representation_on != "consumer" or not expand:
         yield from batches
         return
-    from vton_models.representation_device import split_representation
+    from vton_models.registry import get_representation
 
-    fn, out = split_representation(cfg.representation).expand, {}
+    representation, out = get_representation(cfg.representation), {}
     for batch in batches:
-        yield fn(batch, device=cfg.device, out=out)
+        yield representation.expand_batch(batch, device=cfg.device, out=out)
 
 
 def measure_loose(sources, root: Path, store_url: str | None, cfg, args, expand: bool) -> float:
@@ -269,10 +269,9 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
               "loader_representation": 0.0, "loader_collate_reused_buffers": 0.0,
               "consumer_compact": 0.0, "consumer_collate_reused_buffers": 0.0, "consumer_expand_cpu": 0.0}
     from shards.decode import decode_sample
-    from vton_models.representation import build_representation
-    from vton_models.representation_device import split_representation
+    from vton_models.registry import get_representation
 
-    split = split_representation(cfg.representation)
+    representation = get_representation(cfg.representation)
     compact_ring, expanded = BufferRing(0, 1), {}
 
     tune_worker_memory()  # profile the way a loader worker runs
@@ -287,9 +286,9 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
         t2 = time.perf_counter()
         s = proc.augmenter(s, (0, i))
         t3 = time.perf_counter()
-        outs.append(build_representation(cfg.representation, s))
+        outs.append(representation(s))
         t4 = time.perf_counter()
-        compacts.append(split.compact(s))
+        compacts.append(representation.compact_sample(s))
         t5 = time.perf_counter()
         for name, dt in zip(("tar_parse", "decode", "augment", "loader_representation", "consumer_compact"),
                             (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
@@ -300,7 +299,7 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
             t7 = time.perf_counter()
             batch = collate(compacts, [key] * len(outs), ring=compact_ring)
             t8 = time.perf_counter()
-            split.expand(batch, out=expanded)
+            representation.expand_batch(batch, out=expanded)
             t9 = time.perf_counter()
             compact_ring.release(batch)
             timing["loader_collate_reused_buffers"] += (t7 - t6) / per

@@ -102,15 +102,15 @@ def _cmd_shard(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from vton_models.recipes import RECIPES
+    from vton_models.registry import RECIPES
 
     if args.action == "list":
         for name, cls in sorted(RECIPES.items()):
             nets = ", ".join(f"{s.name} ({s.role})" for s in cls.networks)
-            print(f"{name:16s} {nets}   representation={cls.representation}")
+            print(f"{name:16s} {nets}   representation={cls.representation.name}")
         return 0
     from orchestrator.config import load_config
-    from vton_models.recipes import get_recipe
+    from vton_models.registry import get_recipe
     from vton_models.summary import summarize
 
     cfg = load_config(None, [f"model.recipe={args.recipe}", *args.overrides])
@@ -308,7 +308,7 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     """Check and load released VITON-HD checkpoints; with --register, register them in MLflow as
     ``vton-viton_hd-<stage>`` with alias ``champion`` (what later stages consume)."""
-    from vton_models.importers.viton_hd import CheckpointMismatch, load_all
+    from vton_models.families.viton_hd.importer import CheckpointMismatch, load_all
 
     paths = {stage: path for stage, path in (("seg", args.seg), ("gmm", args.gmm), ("alias", args.alias)) if path}
     if not paths:

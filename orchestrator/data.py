@@ -7,23 +7,23 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from orchestrator.config import Config
-from vton_models.recipes.base import Recipe
+from vton_models.recipe import Recipe
 
 
 def representation_placement(cfg: Config, representation: str, device: str) -> str:
     """``data.representation_on`` resolved for a training device (see DataConfig)."""
-    from vton_models.representation_device import SPLIT_REPRESENTATIONS
+    from vton_models.registry import get_representation
 
     if cfg.data.representation_on != "auto":
         return cfg.data.representation_on
     on_gpu = device.split(":")[0] in ("cuda", "xpu", "mps")
-    return "consumer" if on_gpu and representation in SPLIT_REPRESENTATIONS else "loader"
+    return "consumer" if on_gpu and get_representation(representation).has_device_form else "loader"
 
 
 def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool, device: str = "cpu"):
     from shards.stream import StreamConfig
 
-    representation = cfg.data.representation or recipe.representation
+    representation = cfg.data.representation or recipe.representation.name
     return StreamConfig(
         manifest_url=manifest,
         batch_size=cfg.data.batch_size,
@@ -96,7 +96,7 @@ def probe_batch_shapes(manifest_url: str, representation: str, image_size: tuple
     from shards.manifest import Manifest
     from shards.tario import scan_shard
     from shards.transforms import resize_sample
-    from vton_models.representation import build_representation
+    from vton_models.registry import get_representation
 
     manifest = Manifest.load(manifest_url)
     if not manifest.shards:
@@ -105,5 +105,5 @@ def probe_batch_shapes(manifest_url: str, representation: str, image_size: tuple
     with manifest.store().open_read(first.name) as stream:
         sample = next(scan_shard(stream, first.name))
     decoded = resize_sample(decode_sample(sample.members, sample.key), image_size)
-    arrays = build_representation(representation, decoded, **options)
+    arrays = get_representation(representation)(decoded, **options)
     return {name: tuple(array.shape) for name, array in arrays.items()}

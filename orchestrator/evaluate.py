@@ -163,12 +163,12 @@ def eval_batches(manifest_url: str, worker: int, workers: int, pairs: str, image
     """Batches of the model's representation at the model's resolution (no augmentation)."""
     from shards.collate import collate
     from shards.transforms import resize_sample
-    from vton_models.representation import build_representation
+    from vton_models.registry import get_representation
 
     keys, arrays = [], []
     for key, sample in iter_eval_samples(manifest_url, worker, workers, pairs):
         keys.append(key)
-        arrays.append(build_representation(representation, resize_sample(sample, image_size), **options))
+        arrays.append(get_representation(representation)(resize_sample(sample, image_size), **options))
         if len(keys) == batch_size:
             yield collate(arrays, keys)
             keys, arrays = [], []
@@ -202,7 +202,7 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     attach_consumed_stages(recipe)
     g_name = model.generator_name
     suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims))
-    representation = cfg.data.representation or recipe.representation
+    representation = cfg.data.representation or recipe.representation.name
     with torch.no_grad():
         for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
                                   tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},

@@ -96,15 +96,17 @@ def _check_deepspeed(cfg: Config, recipe) -> None:
 def _check_data_fits_model(cfg: Config, recipe) -> None:
     """Decode one real sample and compare the channels it yields with what the recipe reads."""
     from orchestrator.data import probe_batch_shapes
-    from vton_models.representation_device import split_representation
+    from vton_models.registry import get_representation
 
-    if cfg.data.representation_on == "consumer":
-        try:
-            split_representation(cfg.data.representation or recipe.representation)
-        except ValueError as exc:
-            raise ConfigError(f"data.representation_on: {exc}") from None
+    representation = cfg.data.representation or recipe.representation.name
     try:
-        shapes = probe_batch_shapes(cfg.data.manifest, cfg.data.representation or recipe.representation,
+        if cfg.data.representation_on == "consumer":
+            get_representation(representation).require_device_form()
+    except ValueError as exc:
+        raise ConfigError(f"data.representation: {exc}" if "unknown" in str(exc)
+                          else f"data.representation_on: {exc}") from None
+    try:
+        shapes = probe_batch_shapes(cfg.data.manifest, representation,
                                     tuple(cfg.data.image_size), {"sigma": cfg.data.pose_sigma})
     except FileNotFoundError as exc:
         raise ConfigError(f"data.manifest: {exc}") from None
@@ -112,7 +114,7 @@ def _check_data_fits_model(cfg: Config, recipe) -> None:
         if field not in shapes:
             raise ConfigError(
                 f"data/model mismatch: recipe '{recipe.name}' reads batch field '{field}' but representation "
-                f"'{cfg.data.representation or recipe.representation}' does not produce it "
+                f"'{representation}' does not produce it "
                 f"(it produces {sorted(shapes)})")
         if shapes[field][0] != channels:
             raise ConfigError(

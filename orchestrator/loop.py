@@ -39,8 +39,8 @@ from orchestrator.stages import attach_consumed_stages
 from orchestrator.strategy import Strategy, build_strategy
 from orchestrator.tracking import git_commit, make_tracker, sample_grid
 from orchestrator.validation import Validator
-from vton_models.recipes import build_recipe
-from vton_models.recipes.base import Recipe, RecipeContext
+from vton_models.recipe import Recipe, RecipeContext
+from vton_models.registry import build_recipe
 
 @dataclass
 class WorkerContext:

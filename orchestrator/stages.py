@@ -11,7 +11,7 @@ evaluation and try-on), ``attach_consumed_stages`` loads those versions frozen i
 from __future__ import annotations
 
 from orchestrator.config import Config, ConfigError
-from vton_models.recipes.base import Recipe
+from vton_models.recipe import Recipe
 
 
 def consumed_stage_uris(recipe: Recipe) -> dict[str, str]:

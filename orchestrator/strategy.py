@@ -20,7 +20,7 @@ from torch import nn
 
 from orchestrator.config import Config
 from orchestrator.precision import Precision
-from vton_models.recipes.base import NetworkSpec
+from vton_models.recipe import NetworkSpec
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from torch import nn
 from orchestrator.config import Config, ConfigError, _deep_merge
 from orchestrator.precision import Precision
 from orchestrator.strategy import StepReport, Strategy, _learning_rate
-from vton_models.recipes.base import NetworkSpec
+from vton_models.recipe import NetworkSpec
 
 #: Subdirectory of a loop checkpoint directory holding one DeepSpeed checkpoint per network.
 DEEPSPEED_DIR = "deepspeed"

@@ -78,7 +78,7 @@ def collect_persons(person: Path, pose: Path | None, parse: Path | None) -> list
 
 def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
     from shards.decode import BadSampleError, decode_labels, decode_pose, decode_rgb
-    from vton_models.representation import DecodedSample
+    from vton_models.representation.sample import DecodedSample
 
     try:
         image = decode_rgb(_read(person.image, "--person"), person.key, str(person.image))
@@ -128,14 +128,14 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     from orchestrator.tracking import sample_grid
     from shards.collate import collate
     from shards.transforms import resize_sample
-    from vton_models.representation import build_representation
+    from vton_models.registry import get_representation
 
     persons = collect_persons(Path(person), pose and Path(pose), parse and Path(parse))
     model = load_registered(model_uri)
     cfg = model.config
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
-    representation = cfg.data.representation or recipe.representation
+    representation = cfg.data.representation or recipe.representation.name
     if representation in REQUIRES_CLOTH_MASK and cloth_mask is None:
         raise TryonError(f"model {model_uri} needs --cloth-mask PNG for its cloth")
     cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask))
@@ -146,8 +146,8 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     with torch.no_grad():
         for start in range(0, len(persons), batch_size):
             chunk = persons[start:start + batch_size]
-            arrays = [build_representation(representation, resize_sample(_sample(p, cloth_img, mask), size),
-                                           sigma=cfg.data.pose_sigma) for p in chunk]
+            arrays = [get_representation(representation)(resize_sample(_sample(p, cloth_img, mask), size),
+                                                          sigma=cfg.data.pose_sigma) for p in chunk]
             batch = collate(arrays, [p.key for p in chunk])
             inputs = recipe.inputs(batch)
             fake = recipe.generate({model.generator_name: model.generator}, inputs).clamp(-1, 1)

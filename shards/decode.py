@@ -22,7 +22,9 @@ import numpy as np
 from PIL import Image
 
 from shards.sample import REQUIRED_MEMBERS
-from vton_models.representation import NUM_LIP_LABELS, POSE_FORMATS, DecodedSample, keypoints_from_openpose
+from vton_models.representation.parse import NUM_LIP_LABELS
+from vton_models.representation.pose import POSE_FORMATS, keypoints_from_openpose
+from vton_models.representation.sample import DecodedSample
 
 #: Members the decoder reads (meta.json is parsed too).
 DECODED_MEMBERS: tuple[str, ...] = ("person.jpg", "cloth.jpg", "cloth_mask.png", "parse.png", "pose.json")

@@ -32,7 +32,7 @@ The plan (all of it computed from the manifest, identically on every rank, befor
   early bad sample does not trip it — the stream raises ``TooManyBadSamplesError`` naming the
   counts by reason and the last bad keys. A tar member with an absolute path, a ``..`` component
   or a link raises ``UnsafeMemberError`` (naming shard and member) at once.
-* **Batches** are the representation's arrays (``build_representation(cfg.representation, ...)``)
+* **Batches** are the representation's arrays (``get_representation(cfg.representation)(sample)``)
   stacked into tensors, plus ``__key__`` (sample keys) and ``__bad__`` (replacements in the batch).
   With ``reuse_buffers=True`` they are written into a ring of shared-memory buffers (much faster
   for 512x384 float32 batches, see ``shards.collate``) and are valid until the next batch is
@@ -73,8 +73,7 @@ from shards.manifest import Manifest, ShardRecord
 from shards.store import ObjectStore, RangeNotSatisfiableError
 from shards.tario import CorruptSampleError, parse_sample
 from shards.transforms import AugmentConfig, Augmenter
-from vton_models.representation import build_representation
-from vton_models.representation_device import split_representation
+from vton_models.registry import get_representation
 
 log = logging.getLogger("shards.stream")
 
@@ -109,7 +108,7 @@ class StreamConfig:
     reuse_buffers: bool = False
     #: Where the representation's float tensors are built: "loader" (numpy, in the loader workers)
     #: or "consumer" (workers ship compact uint8 arrays and keypoints; the iterating process
-    #: expands each batch with torch on ``device``; see vton_models.representation_device).
+    #: expands each batch with torch on ``device``; see ``vton_models.representation.base``).
     #: The batches are the same either way (pose heatmaps within float32 rounding).
     representation_on: str = "loader"
     device: str = "cpu"  # where "consumer" expansion runs and its tensors live
@@ -134,7 +133,7 @@ class StreamConfig:
             raise ValueError(f"stream: representation_on must be one of {REPRESENTATION_ON}, "
                              f"got {self.representation_on!r}")
         if self.representation_on == "consumer":
-            split_representation(self.representation)
+            get_representation(self.representation).require_device_form()
 
 
 @dataclass(frozen=True, order=True)
@@ -274,11 +273,11 @@ class SampleProcessor:
     def __init__(self, cfg: StreamConfig) -> None:
         self.cfg = cfg
         self.augmenter = Augmenter(cfg.image_size, cfg.augment, cfg.augment_options)
+        representation = get_representation(cfg.representation)
         if cfg.representation_on == "consumer":
-            compact = split_representation(cfg.representation).compact
-            self._build = lambda sample: compact(sample, **cfg.representation_options)
+            self._build = lambda sample: representation.compact_sample(sample, **cfg.representation_options)
         else:
-            self._build = lambda sample: build_representation(cfg.representation, sample, **cfg.representation_options)
+            self._build = lambda sample: representation(sample, **cfg.representation_options)
 
     def __call__(self, members: dict[str, bytes], key: str, seed: Sequence[int]) -> dict[str, np.ndarray]:
         sample = decode_sample(members, key)
@@ -470,11 +469,11 @@ class ShardStream:
         With ``reuse_buffers`` the output tensors are reused too (same contract: valid until the
         next batch is requested); otherwise every batch gets its own.
         """
-        expand = split_representation(self.cfg.representation).expand
+        representation = get_representation(self.cfg.representation)
         out: dict[str, Any] | None = {} if self.cfg.reuse_buffers else None
         try:
             for batch in batches:
-                tensors = expand(batch, device=self.cfg.device, out=out)
+                tensors = representation.expand_batch(batch, device=self.cfg.device, out=out)
                 yield {**tensors, **{k: v for k, v in batch.items() if k.startswith("__")}}
         finally:
             batches.close()  # stops the loader workers now, as closing an unexpanded stream does

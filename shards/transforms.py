@@ -35,7 +35,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from vton_models.representation import NUM_LIP_LABELS, DecodedSample
+from vton_models.representation.parse import NUM_LIP_LABELS
+from vton_models.representation.sample import DecodedSample
 
 #: LIP label pairs that swap under a horizontal flip (left/right arm, leg, shoe).
 LIP_FLIP_PAIRS: tuple[tuple[int, int], ...] = ((14, 15), (16, 17), (18, 19))

@@ -109,9 +109,13 @@ def run_one(root: Path, name: str, rank: int = 0, world: int = 1) -> dict:
     from orchestrator.loop import GanLoop, WorkerContext
 
     overrides, _ = RUNS[name]
-    torch.set_num_threads(1)
-    loop = GanLoop(_config(root, overrides), WorkerContext(rank=rank, world_size=world))
-    result = loop.run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # results depend on the thread count; the recorded runs used one
+    try:
+        loop = GanLoop(_config(root, overrides), WorkerContext(rank=rank, world_size=world))
+        result = loop.run()
+    finally:
+        torch.set_num_threads(threads)
     return {"digests": _digest(loop), "losses": _losses(result.last_metrics), "steps": result.steps_run}
 
 

@@ -256,7 +256,6 @@ def test_preflight_deepspeed_checks(shards, tmp_path):
 
 def test_override_file_is_deep_merged_per_network(shards, tmp_path):
     from orchestrator.strategy_deepspeed import deepspeed_config
-    from vton_models.recipes.base import NetworkSpec  # noqa: F401
 
     from orchestrator.loop import build_recipe_from_config
 

@@ -245,8 +245,8 @@ def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(sh
 def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
     from orchestrator.config import ConfigError
     from orchestrator.launch import preflight
-    from vton_models.recipes import RECIPES, register
-    from vton_models.recipes.unet_sa import UnetSARecipe
+    from vton_models.families.unet_sa.recipes import UnetSARecipe
+    from vton_models.registry import register, unregister
 
     class WideInputs(UnetSARecipe):
         name = "unet_sa_wide_inputs"
@@ -257,4 +257,4 @@ def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
         with pytest.raises(ConfigError, match=r"expects 'inputs' with 44 channels, the data gives 41"):
             preflight(tiny_config(shards, f"model.recipe={WideInputs.name}"), gpus_visible=0)
     finally:
-        RECIPES.pop(WideInputs.name)
+        unregister(WideInputs.name)

@@ -9,25 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from vton_models.families.unet_sa.inputs import UNET_SA, unet_sa_representation
+from vton_models.families.viton_hd.inputs import parse13_to_7, parse_to_7, parse_to_13
+from vton_models.registry import REPRESENTATIONS, get_representation
 from vton_models.representation import (
     POSE18_NAMES,
-    REPRESENTATIONS,
     DecodedSample,
     agnostic_mask,
-    build_representation,
     cloth_agnostic_rgb,
     garment_mask,
     keypoints_from_openpose,
-    parse13_to_7,
     parse_onehot,
-    parse_to_7,
-    parse_to_13,
     pose18,
     pose_disks,
     pose_heatmaps,
-    unet_sa_representation,
 )
-from vton_models.representation_device import SPLIT_REPRESENTATIONS, split_representation
 
 # 8 x 6 person: hair, face, upper clothes (5) with a coat patch (7), arms, pants, legs, shoes.
 PARSE = np.array(
@@ -72,10 +68,9 @@ def _sample() -> DecodedSample:
 
 def _split_build(samples: list[DecodedSample], sigma: float) -> list[dict[str, np.ndarray]]:
     """The consumer-side path: compact per sample, collated, expanded by torch, split back."""
-    split = split_representation("unet_sa")
-    compact = [split.compact(s, sigma=sigma) for s in samples]
+    compact = [UNET_SA.compact_sample(s, sigma=sigma) for s in samples]
     batch = {k: torch.stack([torch.from_numpy(c[k]) for c in compact]) for k in compact[0]}
-    out = split.expand(batch)
+    out = UNET_SA.expand_batch(batch)
     return [{k: v[i].numpy() for k, v in out.items()} for i in range(len(samples))]
 
 
@@ -139,13 +134,14 @@ def test_split_representation_equals_the_loader_builder_on_a_batch():
 
 
 def test_split_representation_registry_and_label_check():
-    assert set(SPLIT_REPRESENTATIONS) <= set(REPRESENTATIONS)
-    with pytest.raises(ValueError, match=r"'viton_hd' has no device-side form.*unet_sa"):
-        split_representation("viton_hd")
+    assert get_representation("unet_sa") is UNET_SA and UNET_SA.has_device_form
+    assert not get_representation("viton_hd").has_device_form
+    with pytest.raises(ValueError, match=r"'viton_hd' has no device-side form.*representation_on='loader'"):
+        get_representation("viton_hd").require_device_form()
     s = _sample()
     s.parse[0, 0] = 20
     with pytest.raises(ValueError, match=r"sample 'tiny' parse.*\[20\] out of range"):
-        split_representation("unet_sa").compact(s)
+        UNET_SA.compact_sample(s)
 
 
 def test_heatmap_sigma_changes_spread_not_peak():
@@ -265,7 +261,7 @@ def test_decoded_sample_validates_shapes_and_registry_names_builders():
         DecodedSample(person=s.person, cloth=s.cloth, cloth_mask=s.cloth_mask, parse=s.parse,
                       pose=s.pose, pose_format="coco18")
     assert "unet_sa" in REPRESENTATIONS
-    rep = build_representation("unet_sa", s, sigma=3.0)
+    rep = get_representation("unet_sa")(s, sigma=3.0)
     assert rep["inputs"].shape == (41, H, W)
     with pytest.raises(ValueError, match=r"'nope'.*unet_sa"):
-        build_representation("nope", s)
+        get_representation("nope")

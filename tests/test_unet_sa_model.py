@@ -16,12 +16,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from plugins.weights import torch_home  # noqa: F401  - session fixture
-from vton_models.discriminators import PatchGANDiscriminator
-from vton_models.generators import UnetSAGenerator, build_unet_sa_generator
+from vton_models.families.unet_sa.networks import UnetSAGenerator, build_unet_sa_generator
+from vton_models.families.unet_sa.recipes import UnetSARecipe
 from vton_models.layers import ResnetBlock, SelfAttention2d
 from vton_models.losses import feature_matching_loss
-from vton_models.recipes import RECIPES, RecipeContext, build_recipe, get_recipe
-from vton_models.recipes.unet_sa import UnetSARecipe
+from vton_models.networks import PatchGANDiscriminator
+from vton_models.recipe import RecipeContext
+from vton_models.registry import RECIPES, build_recipe, get_recipe
 from vton_models.summary import summarize
 
 torch.set_num_threads(2)
@@ -220,7 +221,7 @@ def test_registry() -> None:
     recipe = make_recipe()
     assert {s.name: (s.role, s.lr_key) for s in recipe.networks} == {
         "G": ("generator", "train.lr_g"), "D": ("discriminator", "train.lr_d")}
-    assert recipe.representation == "unet_sa" and recipe.batch_fields["inputs"] == 41
+    assert recipe.representation.name == "unet_sa" and recipe.batch_fields["inputs"] == 41
     assert recipe.loss_weights == {"adv": 1.0, "vgg": 0.0, "l1": 10.0, "fm": 10.0,
                                    "d_real": 1.0, "d_fake": 1.0, "gp": 0.0}
 

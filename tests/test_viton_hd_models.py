@@ -10,12 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vton_models.generators.alias import ALIASGenerator
-from vton_models.importers.viton_hd import CheckpointMismatch, build_official, load_official, map_state_dict
+from vton_models.families.viton_hd.importer import CheckpointMismatch, build_official, load_official, map_state_dict
+from vton_models.families.viton_hd.inputs import viton_hd_img_agnostic, viton_hd_parse_agnostic, viton_hd_representation
+from vton_models.families.viton_hd.networks import ALIASGenerator
 from vton_models.layers.tps import TPSGridGen
-from vton_models.representation import (
-    DecodedSample, viton_hd_img_agnostic, viton_hd_parse_agnostic, viton_hd_representation,
-)
+from vton_models.representation import DecodedSample
 
 REFERENCE = json.loads(Path("/work/shared/reference/viton_hd_state_dicts.json").read_text()) \
     if Path("/work/shared/reference/viton_hd_state_dicts.json").exists() else None
@@ -65,7 +64,7 @@ def test_importer_round_trip_and_forward_at_512x384():
     # Values really come from the file, not from our initialisation.
     assert torch.equal(seg.state_dict()["conv9.6.bias"], _random_official("seg")["conv9.6.bias"])
 
-    from vton_models.generators.gmm import GMM
+    from vton_models.networks.gmm import GMM
 
     gmm = load_official("gmm", _random_official("gmm"), GMM(7, 3, (256, 192), (h, w)))
     theta, grid = gmm(torch.randn(1, 7, 256, 192), torch.randn(1, 3, 256, 192))

@@ -53,21 +53,23 @@ def test_stage_trains_in_the_loop(recipe, shards):
         assert result.val_after["val/l1"] < result.val_before["val/l1"]
 
 
-LEARNING = {  # (stage, steps, metric that must improve, direction)
-    "viton_hd.seg": (10, {"val/pixel_accuracy": +1, "val/miou": +1}),
-    "viton_hd.gmm": (10, {"val/l1": -1}),
+LEARNING = {  # (stage, steps, metric that must improve, direction, extra overrides)
+    "viton_hd.seg": (10, {"val/pixel_accuracy": +1, "val/miou": +1}, ()),
+    # At the default 2e-4 the GMM's held-out L1 after 10 steps rose or fell with the torch thread
+    # count (0.169 -> 0.225 with 1 thread, -> 0.147 with 2); at 1e-3 it falls with both (0.118, 0.129).
+    "viton_hd.gmm": (10, {"val/l1": -1}, ("train.lr_g=1e-3",)),
 }
 
 
 @pytest.mark.parametrize("recipe", sorted(LEARNING))
 def test_stage_learns_what_it_is_judged_by_at_batch_1_with_accumulation_4(recipe, shards):
-    steps, improves = LEARNING[recipe]
+    steps, improves, extra = LEARNING[recipe]
     cfg = load_config(None, [
         f"model.recipe={recipe}", f"data.manifest=file://{shards}/shards/train/manifest.json",
         f"data.val_manifest=file://{shards}/shards/test/manifest.json", "data.image_size=128x96",
         "data.batch_size=1", "train.grad_accum=4", "data.loader_workers=0", "tracking.enabled=false",
         "precision.mode=fp32", f"train.steps={steps}", "train.eval_batches=4", "train.lr_plateau_patience=0",
-        "train.sample_every=0", "checkpoint.every_n_steps=1000", *STAGES[recipe],
+        "train.sample_every=0", "checkpoint.every_n_steps=1000", *STAGES[recipe], *extra,
     ])
     result = GanLoop(cfg, WorkerContext()).run()
     for metric, sign in improves.items():

@@ -93,7 +93,7 @@ def test_imported_official_gmm_is_registered_with_its_config_so_alias_can_consum
     from orchestrator.launch import preflight
     from orchestrator.loop import build_recipe_from_config
     from orchestrator.stages import attach_consumed_stages
-    from vton_models.importers.viton_hd import build_official
+    from vton_models.families.viton_hd.importer import build_official
 
     torch.manual_seed(0)
     released = build_official("gmm").state_dict()  # the official key set and shapes (test_viton_hd_models)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vton_models.recipes import RecipeContext, build_recipe
+from vton_models.recipe import RecipeContext
+from vton_models.registry import build_recipe
 
 
 def _first_tensor(output: Any) -> torch.Tensor:

@@ -33,7 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vton_models.layers import ResnetBlock, SelfAttention2d
+from vton_models.layers.attention import SelfAttention2d
+from vton_models.layers.residual import ResnetBlock
 
 #: Named configurations of the paper: ``full`` is the architecture of Sec. 4.1, ``reduced`` the
 #: CPU proof-of-concept one it was actually trained with (Sec. 6.1).

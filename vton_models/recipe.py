@@ -1,6 +1,6 @@
 """The recipe interface: everything the generic GAN loop needs to know about one model family.
 
-The loop in ``orchestrator/loop.py`` knows nothing about try-on. Per micro-batch it calls
+The trainer (``orchestrator/train/loop.py``) knows nothing about try-on. Per micro-batch it calls
 ``inputs`` -> ``d_losses`` -> ``g_losses`` and weights the returned terms with ``loss_weights``;
 the strategy does backward/step/accumulation/precision. Keeping the recipe a plain PyTorch object
 (no Ray, no MLflow, no DeepSpeed) lets the same family run under DDP, DeepSpeed, Tune or a bare
@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 from torch import nn
+
+from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
 
@@ -47,7 +49,7 @@ class Recipe(ABC):
     """A model family at one training stage.
 
     Subclasses declare ``name``, ``networks``, ``default_loss_weights`` and ``representation``
-    (the loader-side builder in ``vton_models.representation`` that makes their batch fields),
+    (the family's input builder, an object from its ``inputs.py``, that makes their batch fields),
     and implement the four methods below. Loss terms are returned *unweighted* and *named*; the
     loop multiplies each by ``self.loss_weights[name]`` so every weight is a config value.
     """
@@ -55,7 +57,7 @@ class Recipe(ABC):
     name: ClassVar[str]
     networks: ClassVar[tuple[NetworkSpec, ...]]
     default_loss_weights: ClassVar[dict[str, float]]
-    representation: ClassVar[str]
+    representation: ClassVar[Representation]
     #: Batch fields (from the loader) this recipe reads, with their channel counts.
     batch_fields: ClassVar[dict[str, int]]
     #: Earlier stages this one consumes as frozen networks: ``model.<key>`` option -> the recipe that

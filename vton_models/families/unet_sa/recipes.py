@@ -28,10 +28,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vton_models.discriminators import PatchGANDiscriminator
-from vton_models.generators.unet_sa import VARIANTS, build_unet_sa_generator
+from vton_models.families.unet_sa.inputs import UNET_SA
+from vton_models.families.unet_sa.networks import VARIANTS, build_unet_sa_generator
 from vton_models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, gradient_penalty, l1_loss
-from vton_models.recipes.base import NetworkSpec, Recipe, RecipeContext
+from vton_models.networks.patchgan import PatchGANDiscriminator
+from vton_models.recipe import NetworkSpec, Recipe, RecipeContext
+from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
 
@@ -49,7 +51,7 @@ class UnetSARecipe(Recipe):
         "adv": 1.0, "vgg": 10.0, "l1": 10.0, "fm": 10.0,
         "d_real": 1.0, "d_fake": 1.0, "gp": 0.0,
     }
-    representation: ClassVar[str] = "unet_sa"
+    representation: ClassVar[Representation] = UNET_SA
     batch_fields: ClassVar[dict[str, int]] = {
         "inputs": 41, "person": 3, "cloth": 3, "cloth_mask": 1, "agnostic": 3,
     }
@@ -142,7 +144,7 @@ class UnetSARecipe(Recipe):
             if field not in batch:
                 raise KeyError(
                     f"recipe 'unet_sa': batch has no field '{field}' (needs {sorted(self.batch_fields)}); "
-                    f"was it built with representation '{self.representation}'?"
+                    f"was it built with representation '{self.representation.name}'?"
                 )
             tensor = batch[field]
             if tensor.dim() != 4 or tensor.shape[1] != channels:

@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vton_models.generators.alias import ALIASGenerator
-from vton_models.generators.gmm import GMM
-from vton_models.generators.seg_generator import SegGenerator
+from vton_models.families.viton_hd.networks import ALIASGenerator, SegGenerator
+from vton_models.networks.gmm import GMM
 
 STAGES = ("seg", "gmm", "alias")
 #: Official key -> our key. Empty: our modules carry the official names.

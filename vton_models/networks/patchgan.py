@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vton_models.layers import spectral_norm
+from vton_models.layers.norm import spectral_norm
 
 
 class PatchGANDiscriminator(nn.Module):

@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vton_models.discriminators.multiscale import MultiscaleDiscriminator
-from vton_models.generators.alias import UPSAMPLING_MODES, ALIASGenerator
-from vton_models.generators.gmm import GMM
-from vton_models.generators.seg_generator import SegGenerator
+from vton_models.families.viton_hd.inputs import VITON_HD
+from vton_models.families.viton_hd.networks import UPSAMPLING_MODES, ALIASGenerator, SegGenerator
 from vton_models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, gradient_penalty, l1_loss
-from vton_models.recipes.base import NetworkSpec, Recipe, RecipeContext
+from vton_models.networks.gmm import GMM
+from vton_models.networks.multiscale import MultiscaleDiscriminator
+from vton_models.recipe import NetworkSpec, Recipe, RecipeContext
+from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
 
@@ -84,7 +85,7 @@ def _check_size(opts: Mapping[str, Any], key: str) -> tuple[int, int] | None:
 
 
 class _VitonHDRecipe(Recipe):
-    representation: ClassVar[str] = "viton_hd"
+    representation: ClassVar[Representation] = VITON_HD
     batch_fields: ClassVar[dict[str, int]] = {
         "parse_agnostic": 13, "img_agnostic": 3, "pose_img": 3, "cloth": 3, "cloth_mask": 1, "person": 3,
         "parse13": 13, "parse7": 7, "parse_cloth": 1, "warped_cloth": 3, "agnostic": 3,
@@ -95,7 +96,7 @@ class _VitonHDRecipe(Recipe):
         for name, channels in self.batch_fields.items():
             if name not in batch:
                 raise KeyError(f"recipe '{self.name}': batch has no field '{name}' (needs {sorted(self.batch_fields)}); "
-                               f"was it built with representation '{self.representation}'?")
+                               f"was it built with representation '{self.representation.name}'?")
             t = batch[name]
             if t.dim() != 4 or t.shape[1] != channels:
                 raise ValueError(f"recipe '{self.name}': batch field '{name}' must be (B, {channels}, H, W), "

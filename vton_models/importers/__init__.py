@@ -1,1 +1,0 @@
-"""Importers of released third-party checkpoints onto our networks."""
