@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from cluster import processes
+from cluster.errors import StackError
 from cluster.services import find_binary, ray_env, ray_temp_path
 from cluster.settings import StackSettings
 
@@ -136,8 +137,6 @@ def add_node(settings: StackSettings, index: int | None = None, num_cpus: int = 
              timeout_s: float = 90.0) -> NodeHandle:
     """Start extra node ``index`` (default: the lowest one not running) and wait until the head
     lists it alive. A node of that index that is already running is returned as it is."""
-    from cluster.stack import StackError
-
     # A head that has just started answers HTTP a moment before its state API lists itself.
     if not processes.wait_until(lambda: bool(head_node_id(settings)), min(timeout_s, 30.0)):
         raise StackError(f"cannot add a Ray node: no live Ray head answers at {settings.ray_job_address}; "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import nodes as extra_nodes
+from cluster.errors import StackError
 from cluster import processes
 from cluster.services import SERVICES, Service, ray_temp_dir, s3_client
 from cluster.settings import (
@@ -24,10 +25,6 @@ from cluster.settings import (
     stack_environment,
     write_env_file,
 )
-
-
-class StackError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)

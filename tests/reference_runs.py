@@ -106,7 +106,7 @@ def _losses(metrics: dict) -> dict[str, float]:
 
 def run_one(root: Path, name: str, rank: int = 0, world: int = 1) -> dict:
     """Train run ``name`` as rank ``rank`` of ``world`` (the process group must exist when world > 1)."""
-    from orchestrator.loop import GanLoop, WorkerContext
+    from orchestrator.train.loop import GanLoop, WorkerContext
 
     overrides, _ = RUNS[name]
     threads = torch.get_num_threads()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.checkpoint_retention import SNAPSHOT_FILENAME, prune_unregistered_checkpoints
+from orchestrator.checkpoints.retention import SNAPSHOT_FILENAME, prune_unregistered_checkpoints
 
 
 def _checkpoint(run_dir, name):

@@ -16,7 +16,7 @@ import ray
 import yaml
 
 from cluster.settings import SECRET_KEYS
-from orchestrator.entrypoint import resolve
+from orchestrator.jobs.entrypoint import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_YAML = REPO / "cluster" / "aws" / "vton-cluster.yaml"
@@ -96,7 +96,7 @@ def test_rayjob_embeds_the_raycluster_spec_and_runs_the_trainer_entrypoint():
     assert job["apiVersion"] == "ray.io/v1" and job["kind"] == "RayJob"
     assert job["spec"]["rayClusterSpec"] == _manifest("raycluster.yaml")["spec"]
     argv = shlex.split(job["spec"]["entrypoint"])
-    assert argv[:3] == ["python", "-m", "orchestrator.entrypoint"]
+    assert argv[:3] == ["python", "-m", "orchestrator.jobs.entrypoint"]
     # The config path is inside the image (/app = this repository); the overrides must resolve.
     config_path, overrides = argv[3], argv[4:]
     assert config_path.startswith(IMAGE_ROOT + "/")

@@ -37,8 +37,8 @@ def shards(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def full_batches(shards) -> list[dict[str, torch.Tensor]]:
-    from orchestrator.data import _stream_config
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.train.data import _stream_config
+    from orchestrator.recipes import build_recipe_from_config
     from shards.stream import ShardStream, StreamPosition
 
     cfg = tiny_config(shards)
@@ -84,9 +84,10 @@ def _all_worker(config: dict) -> None:
     import torch.distributed as dist
 
     from orchestrator.config import config_from_dict
-    from orchestrator.loop import GanLoop, LoopHooks, WorkerContext, build_recipe_from_config
-    from orchestrator.strategy_deepspeed import DeepSpeedStrategy, deepspeed_config
-    from orchestrator.zero_export import export_generator
+    from orchestrator.train.loop import GanLoop, LoopHooks, WorkerContext
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.train.strategy.deepspeed import DeepSpeedStrategy, deepspeed_config
+    from orchestrator.checkpoints.zero_export import export_generator
 
     torch.set_num_threads(1)
     rank, world = ray.train.get_context().get_world_rank(), ray.train.get_context().get_world_size()
@@ -238,7 +239,7 @@ def test_fp16_config_is_built_and_cpu_refusal_is_real(measured):
 
 
 def test_preflight_deepspeed_checks(shards, tmp_path):
-    from orchestrator.launch import preflight
+    from orchestrator.jobs.preflight import preflight
 
     preflight(tiny_config(shards, "strategy.name=deepspeed", "strategy.zero_stage=2", "precision.mode=bf16"),
               gpus_visible=0)
@@ -255,9 +256,9 @@ def test_preflight_deepspeed_checks(shards, tmp_path):
 
 
 def test_override_file_is_deep_merged_per_network(shards, tmp_path):
-    from orchestrator.strategy_deepspeed import deepspeed_config
+    from orchestrator.train.strategy.deepspeed import deepspeed_config
 
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.recipes import build_recipe_from_config
 
     override = tmp_path / "ds.json"
     override.write_text('{"D": {"optimizer": {"params": {"eps": 1e-6}}}, "*": {"steps_per_print": 5}}')

@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     """Two in-process training steps with EMA, checkpointing after each one into a local folder."""
     import vton_models  # noqa: F401
     from orchestrator.config import load_config
-    from orchestrator.loop import GanLoop, WorkerContext
+    from orchestrator.train.loop import GanLoop, WorkerContext
 
     root = local_shards(tmp_path_factory.mktemp("eval-ckpt"), n=12, size=(64, 48), seed=21)
     cfg = load_config(REPO / "configs" / "unet_sa" / "demo.yaml", [
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 
 
 def test_the_checkpoint_generator_is_the_exported_one(trained):
-    from orchestrator.checkpoint_generator import load_checkpoint_generator
+    from orchestrator.checkpoints.loading import load_checkpoint_generator
 
     model = load_checkpoint_generator(f"file://{trained['checkpoint']}")
     ema = trained["loop"].ema.module.state_dict()

@@ -21,8 +21,8 @@ def setup(stack, metric_torch_home, tmp_path_factory):
     """Synthetic test split on S3 (2 shards) + a registered untrained generator."""
     import vton_models  # noqa: F401
     from orchestrator.config import load_config
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.tracking import MlflowTracker
     from shards.synthetic import synthesize
     from shards.writer import build_shards
 
@@ -104,7 +104,7 @@ def test_unpaired_eval_swaps_in_the_other_samples_cloth_and_reports_only_distrib
     import numpy as np
 
     from orchestrator.cli import main
-    from orchestrator.evaluate import iter_eval_samples
+    from orchestrator.evaluation.evaluate import iter_eval_samples
 
     paired = dict(iter_eval_samples(setup["manifest"], 0, 1, "paired"))
     unpaired = dict(iter_eval_samples(setup["manifest"], 0, 1, "unpaired"))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import credentials, jobs
+from orchestrator import credentials
+from orchestrator.jobs import submit as jobs
 from orchestrator.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def test_runtime_env_carries_the_reference_not_the_keys(key_env):
 
 
 def test_trainer_workers_get_the_reference_not_the_keys(key_env):
-    from orchestrator.launch import FORWARDED_ENV
+    from orchestrator.jobs.launch import FORWARDED_ENV
 
     assert credentials.CREDENTIALS_FILE_ENV in FORWARDED_ENV
     assert not credentials.SECRET_KEYS & set(FORWARDED_ENV)

@@ -28,7 +28,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from orchestrator.config import Config, load_config
-from orchestrator.loop import GanLoop, LoopHooks, WorkerContext
+from orchestrator.train.loop import GanLoop, LoopHooks, WorkerContext
 
 REPO = Path(__file__).resolve().parents[1]
 B = 2  # per-worker micro-batch
@@ -76,8 +76,8 @@ def tiny_config(root: Path, *overrides: str) -> Config:
 @pytest.fixture(scope="module")
 def full_batches(shards) -> list[dict[str, torch.Tensor]]:
     from shards.stream import ShardStream, StreamPosition
-    from orchestrator.data import _stream_config
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.train.data import _stream_config
+    from orchestrator.recipes import build_recipe_from_config
 
     cfg = tiny_config(shards)
     stream = ShardStream(_stream_config(cfg, build_recipe_from_config(cfg), cfg.data.manifest, train=True), 0, 1)
@@ -209,7 +209,7 @@ def test_resume_from_checkpoint_is_bit_exact(shards, full_batches, tmp_path):
 
 def test_preflight_rejects_bad_runs_before_any_worker(shards):
     from orchestrator.config import ConfigError
-    from orchestrator.launch import preflight
+    from orchestrator.jobs.preflight import preflight
 
     manifest = f"data.manifest=file://{shards}/shards/train/manifest.json"
     with pytest.raises(ConfigError, match=r"unknown recipe 'pix2pix'; allowed: \['unet_sa'"):
@@ -230,7 +230,7 @@ def test_preflight_rejects_bad_runs_before_any_worker(shards):
 def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(shards):
     """data.representation_on=consumer through the real stream: the trainer expands uint8 batches
     on its device; the batches are bit-identical, so are the weights (deterministic fp32)."""
-    from orchestrator.data import representation_placement
+    from orchestrator.train.data import representation_placement
 
     cfg = tiny_config(shards)
     assert representation_placement(cfg, "unet_sa", "cpu") == "loader"
@@ -244,7 +244,7 @@ def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(sh
 
 def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
     from orchestrator.config import ConfigError
-    from orchestrator.launch import preflight
+    from orchestrator.jobs.preflight import preflight
     from vton_models.families.unet_sa.recipes import UnetSARecipe
     from vton_models.registry import register, unregister
 

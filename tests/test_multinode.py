@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from cluster import nodes
-from orchestrator import jobs
+from orchestrator.jobs import submit as jobs
 from orchestrator.config import load_config
 from orchestrator.credentials import CREDENTIALS_FILE_ENV, SECRET_KEYS
 

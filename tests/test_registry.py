@@ -27,7 +27,7 @@ def _train_briefly(generator, recipe, manifest: str, cfg, steps: int = 10) -> fl
     """A few L1 steps on one training batch: enough to halve the held-out L1 of an untrained G."""
     import torch
 
-    from orchestrator.evaluate import eval_batches
+    from orchestrator.evaluation.evaluate import eval_batches
 
     batch = next(eval_batches(manifest, 0, 1, "paired", tuple(cfg.data.image_size), "unet_sa",
                               {"sigma": cfg.data.pose_sigma}))
@@ -49,8 +49,8 @@ def setup(stack, metric_torch_home, tmp_path_factory):
 
     import vton_models  # noqa: F401
     from orchestrator.config import load_config
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.tracking import MlflowTracker
     from shards.synthetic import synthesize
     from shards.writer import build_shards
 
@@ -131,7 +131,7 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
     from mlflow import MlflowClient
 
     from orchestrator.cli import main
-    from orchestrator.data import manifest_sha256
+    from orchestrator.train.data import manifest_sha256
     from orchestrator.registry import METRIC_MODES, SWEEP_BEST_MODEL_TAG, SWEEP_BEST_VERSION_TAG
 
     client = MlflowClient()
@@ -198,7 +198,7 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
 def test_two_concurrent_promotions_of_better_candidates_have_one_winner(setup):
     from mlflow import MlflowClient
 
-    from orchestrator import registry
+    from orchestrator.registry import promotion as registry
 
     client = MlflowClient()
     name = new_model(setup, ["bad", "good", "good"])
@@ -246,7 +246,7 @@ def test_two_concurrent_promotions_of_better_candidates_have_one_winner(setup):
 def test_the_claim_admits_one_writer_and_expires(stack):
     from mlflow import MlflowClient
 
-    from orchestrator.registry_claim import ClaimConflict, acquire, retire_claims
+    from orchestrator.registry.claim import ClaimConflict, acquire, retire_claims
 
     client = MlflowClient()
     name = f"vton-test-claim-{uuid.uuid4().hex[:8]}"
@@ -319,7 +319,7 @@ def test_concurrent_writers_of_one_version_tag_do_not_fail(stack):
     raise a UNIQUE-constraint error for the slower writer (seen in CI). The last writer wins instead."""
     from mlflow import MlflowClient
 
-    from orchestrator.evaluate import _set_version_tag
+    from orchestrator.evaluation.evaluate import _set_version_tag
 
     client = MlflowClient(stack.mlflow_uri)
     name = f"vton-test-tag-race-{uuid.uuid4().hex[:6]}"

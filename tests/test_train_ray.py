@@ -13,7 +13,7 @@ import pytest
 from plugins import data as data_plugin
 import yaml
 
-from orchestrator import jobs
+from orchestrator.jobs import submit as jobs
 from orchestrator.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def _checkpoints(stack, name: str) -> list[str]:
 def _registered_checkpoints(stack, name: str) -> list[str]:
     """Checkpoints Ray's controller registered (a job killed between a worker's upload and the
     registration leaves an orphan that is neither resumed from nor kept)."""
-    from orchestrator.checkpoint_retention import SNAPSHOT_FILENAME, registered_checkpoint_names
+    from orchestrator.checkpoints.retention import SNAPSHOT_FILENAME, registered_checkpoint_names
 
     try:
         body = stack.s3_client().get_object(Bucket="vton", Key=f"checkpoints/{name}/{SNAPSHOT_FILENAME}")["Body"]

@@ -145,7 +145,7 @@ def test_best_trial_is_the_best_among_trials_that_trained_to_the_end():
 def test_restore_applies_this_runs_configured_lr_but_a_plain_resume_keeps_the_optimizers(tmp_path_factory):
     """PBT's lesson, without Ray: the donor's optimizer state carries the donor's lr; the receiver's
     configured lr must win. A plain resume (same configured lr) keeps the optimizer's own value."""
-    from orchestrator.loop import GanLoop, LoopHooks, WorkerContext
+    from orchestrator.train.loop import GanLoop, LoopHooks, WorkerContext
 
     root = local_shards(tmp_path_factory.mktemp("tune-lr"), n=8, size=(64, 48), seed=4)
     base = ["data.val_manifest=", "data.loader_workers=0", "data.augment=false", "data.batch_size=2",

@@ -16,7 +16,7 @@ from plugins.data import local_shards
 import torch
 
 from orchestrator.config import load_config
-from orchestrator.loop import GanLoop, WorkerContext
+from orchestrator.train.loop import GanLoop, WorkerContext
 
 STAGES = {
     "viton_hd.seg": ["model.ngf=8", "model.ndf=8", "model.work_size=null"],

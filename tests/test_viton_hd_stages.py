@@ -16,8 +16,8 @@ SIZE = "data.image_size=128x96"  # the GMM needs inputs of at least 64x64
 
 def _register(stack, recipe: str, *overrides: str) -> str:
     """A tiny untrained network of ``recipe`` registered through vton's tracking; returns its name."""
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.tracking import MlflowTracker
 
     name = f"vton-test-stage-{uuid.uuid4().hex[:6]}"
     cfg = load_config(None, [f"model.recipe={recipe}", SIZE, "tracking.experiment=vton-tests",
@@ -54,9 +54,9 @@ def _alias_config(root: Path, gmm_uri: str):
 
 
 def test_alias_trains_on_the_registered_gmm_pinned_to_the_version_the_alias_named(registered):
-    from orchestrator.data import make_train_stream
-    from orchestrator.launch import preflight
-    from orchestrator.loop import GanLoop, WorkerContext
+    from orchestrator.train.data import make_train_stream
+    from orchestrator.jobs.preflight import preflight
+    from orchestrator.train.loop import GanLoop, WorkerContext
 
     cfg = _alias_config(registered["root"], f"models:/{registered['gmm']}@champion")
     preflight(cfg, gpus_visible=0)
@@ -78,7 +78,7 @@ def test_alias_trains_on_the_registered_gmm_pinned_to_the_version_the_alias_name
 
 
 def test_a_wrong_or_missing_stage_is_a_config_error_naming_the_key(registered):
-    from orchestrator.launch import preflight
+    from orchestrator.jobs.preflight import preflight
 
     with pytest.raises(ConfigError, match=r"model.gmm: .* is a 'unet_sa' model; recipe 'viton_hd.alias' needs "
                                           r"a 'viton_hd.gmm' model"):
@@ -89,10 +89,10 @@ def test_a_wrong_or_missing_stage_is_a_config_error_naming_the_key(registered):
 
 def test_imported_official_gmm_is_registered_with_its_config_so_alias_can_consume_it(registered, tmp_path, capsys):
     from orchestrator.cli import main
-    from orchestrator.evaluate import load_registered
-    from orchestrator.launch import preflight
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.stages import attach_consumed_stages
+    from orchestrator.registry.models import load_registered
+    from orchestrator.jobs.preflight import preflight
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.stages import attach_consumed_stages
     from vton_models.families.viton_hd.importer import build_official
 
     torch.manual_seed(0)

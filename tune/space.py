@@ -164,7 +164,7 @@ class SearchSpace:
         """Apply each key's probe values to ``cfg`` through the override machinery and build the
         recipe: an unknown key, a type the field cannot take, a range the config refuses (a negative
         loss weight) or an option/loss term the recipe does not have fails here, naming the key."""
-        from orchestrator.loop import build_recipe_from_config
+        from orchestrator.recipes import build_recipe_from_config
 
         for key, param in self.params.items():
             for value in param.probes():

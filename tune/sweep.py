@@ -117,7 +117,7 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 def connect(cfg: Config) -> None:
     """Join the Ray cluster: ray.address, else RAY_ADDRESS, else the local stack's head."""
     from orchestrator.jobs import PROJECT_ROOT, WORKING_DIR_EXCLUDES
-    from orchestrator.launch import FORWARDED_ENV
+    from orchestrator.jobs.launch import FORWARDED_ENV
 
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "") or os.environ.get("VTON_RAY_GCS_ADDRESS", "")
     if address.startswith(("http://", "https://")):  # a job-server address: the GCS one is what ray.init takes
@@ -146,11 +146,14 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     import ray
     from ray import tune
 
-    from orchestrator.launch import gpus_in_ray_cluster, preflight, storage_location, storage_url
-    from orchestrator.tracking import registered_model_name
+    from orchestrator.jobs.launch import gpus_in_ray_cluster
+    from orchestrator.jobs.preflight import preflight
+    from orchestrator.checkpoints.storage import storage_location, storage_url
+    from orchestrator.registry.tracking import registered_model_name
     from tune.plot import trials_scatter_png
     from tune.tracking import SweepRun
-    from tune.trial import TrialSpec, run_trial
+    from tune.spec import TrialSpec
+    from tune.trial import run_trial
 
     cfg, space, s = plan.cfg, plan.space, plan.settings
     preflight(cfg, gpus_in_ray_cluster())  # data reachable and shaped for the recipe

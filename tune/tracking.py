@@ -25,7 +25,7 @@ from orchestrator.config import Config
 if TYPE_CHECKING:
     from tune.results import SweepSummary
     from tune.space import SearchSpace
-    from tune.trial import TrialSpec
+    from tune.spec import TrialSpec
 
 #: Tags on the parent run naming the best trial's registered model version and model name (the
 #: contract orchestrator/registry.py reads as SWEEP_BEST_VERSION_TAG / SWEEP_BEST_MODEL_TAG).

@@ -20,28 +20,15 @@ into the trial's one MLflow child run (``tracking.run_id``).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from ray.train import UserCallback
 
 from orchestrator.config import config_from_dict, override_config
-from tune.space import SearchSpace
+from tune.spec import TrialSpec
 
 _POLL_S = 0.5  # how often the trial looks at its queue and at the fit thread
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """What every trial of a sweep shares (pickled once into each trial actor)."""
-
-    sweep: str
-    base_config: dict[str, Any]
-    space: SearchSpace
-    train_storage: str  # URL under which each generation's Train run keeps its checkpoints
-    with_checkpoints: bool  # report checkpoints to Tune (PBT needs them; ASHA and Optuna do not)
-    tracking: dict[str, str] = field(default_factory=dict)  # uri, experiment_id, parent_run_id; {} = off
 
 
 def run_name(sweep: str, trial_id: str, generation: int) -> str:
@@ -53,7 +40,7 @@ def next_generation(train_storage: str, sweep: str, trial_id: str) -> int:
     nodes (a paused trial comes back in a new actor, possibly elsewhere)."""
     from pyarrow import fs
 
-    from orchestrator.launch import storage_location
+    from orchestrator.checkpoints.storage import storage_location
 
     path, filesystem = storage_location(train_storage)
     filesystem = filesystem or fs.LocalFileSystem()
@@ -87,7 +74,7 @@ def run_trial(config: dict[str, Any], spec: TrialSpec) -> None:
     from ray import tune
     from ray.util.queue import Empty, Queue
 
-    from orchestrator.launch import build_trainer
+    from orchestrator.jobs.launch import build_trainer
     from tune.tracking import attach_child_run, log_generation_start
 
     trial_id = tune.get_context().get_trial_id()

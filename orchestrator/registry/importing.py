@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 from torch import nn
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "viton_hd"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "viton_hd"
 IMPORT_EXPERIMENT = "vton-viton_hd-import"
 
 
@@ -26,7 +26,7 @@ def register_imported(nets: Mapping[str, nn.Module], sources: Mapping[str, str |
     from mlflow import MlflowClient
 
     from orchestrator.config import load_config
-    from orchestrator.tracking import MlflowTracker
+    from orchestrator.registry.tracking import MlflowTracker
 
     registered = {}
     stamp = time.strftime("%Y%m%d-%H%M%S")

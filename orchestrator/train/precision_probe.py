@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from orchestrator.config import Config, config_from_dict
-from orchestrator.loop import GanLoop, WorkerContext
+from orchestrator.train.loop import GanLoop, WorkerContext
 
 
 class _RandomBatches:

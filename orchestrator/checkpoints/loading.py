@@ -24,7 +24,7 @@ def fetch_checkpoint(url: str, dest: Path) -> Path:
     """Copy the checkpoint directory at ``url`` (s3://, file:// or a path) into ``dest``."""
     from pyarrow import fs as pafs
 
-    from orchestrator.launch import storage_location
+    from orchestrator.checkpoints.storage import storage_location
 
     path, filesystem = storage_location(url)
     filesystem = filesystem or pafs.LocalFileSystem()
@@ -42,7 +42,7 @@ def generator_state(directory: Path, state: dict, strategy: str, g_name: str) ->
     if state.get("ema") is not None:
         return state["ema"]
     if strategy == "deepspeed":
-        from orchestrator.zero_export import export_generator
+        from orchestrator.checkpoints.zero_export import export_generator
 
         return export_generator(directory, g_name)
     return state["strategy"]["networks"][g_name]
@@ -50,10 +50,10 @@ def generator_state(directory: Path, state: dict, strategy: str, g_name: str) ->
 
 def load_checkpoint_generator(url: str):
     """-> ``orchestrator.evaluate.LoadedModel`` for the generator saved in the checkpoint at ``url``."""
-    from orchestrator.checkpoint import META_FILE, STATE_FILE, read_meta
+    from orchestrator.checkpoints.state import META_FILE, STATE_FILE, read_meta
     from orchestrator.config import config_from_dict
-    from orchestrator.evaluate import LoadedModel
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.registry.models import LoadedModel
+    from orchestrator.recipes import build_recipe_from_config
 
     with tempfile.TemporaryDirectory(prefix="vton-eval-ckpt-") as tmp:
         directory = fetch_checkpoint(url, Path(tmp) / "checkpoint")

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import nn
 
 from orchestrator.config import Config
-from orchestrator.data import make_val_stream
+from orchestrator.train.data import make_val_stream
 from vton_models.metrics import l1_per_image, psnr_per_image, ssim_per_image, to_unit_range
 from vton_models.recipe import Recipe
 

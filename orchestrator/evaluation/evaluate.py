@@ -22,79 +22,25 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch import nn
+
+from orchestrator.registry.models import LoadedModel, ModelError, load_registered
 
 EVAL_EXPERIMENT = "vton-eval"
 BATCH_SIZE = 8
 
 
-class EvalError(ValueError):
-    """Something the user can fix: a bad model URI, data URL, option or input."""
+class EvalError(ModelError):
+    """Something the user can fix: a bad data URL, option or input (``ModelError``: a bad model URI)."""
 
 
 # ---------------------------------------------------------------------------------- the model
-
-
-@dataclass
-class LoadedModel:
-    """A registered generator plus what is needed to feed it."""
-
-    generator: nn.Module
-    config: Any  # orchestrator.config.Config
-    uri: str
-    name: str | None = None
-    version: str | None = None
-
-    @property
-    def generator_name(self) -> str:
-        from orchestrator.loop import build_recipe_from_config
-
-        recipe = build_recipe_from_config(self.config)
-        return next(s.name for s in recipe.networks if s.role == "generator")
-
-
-def resolve_version(uri: str) -> tuple[str, str]:
-    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, version)."""
-    from mlflow import MlflowClient
-
-    if not uri.startswith("models:/"):
-        raise EvalError(f"--model {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    body = uri[len("models:/"):]
-    try:
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
-        name, version = body.rsplit("/", 1)
-        MlflowClient().get_model_version(name, version)
-        return name, version
-    except Exception as exc:  # noqa: BLE001 - MlflowException, ValueError: all mean "no such model"
-        raise EvalError(f"--model {uri!r}: not found in the MLflow registry "
-                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-
-
-def load_registered(uri: str) -> LoadedModel:
-    """Load G and rebuild its run config from the model metadata written by ``log_generator``."""
-    import mlflow.pytorch
-    from mlflow.models import get_model_info
-
-    from orchestrator.config import config_from_dict
-
-    name, version = resolve_version(uri)
-    info = get_model_info(uri)
-    meta = info.metadata or {}
-    if "vton_config" not in meta:
-        raise EvalError(f"--model {uri!r}: the model has no 'vton_config' metadata; it was not logged by "
-                        "vton's tracking (orchestrator.tracking.MlflowTracker.log_generator)")
-    cfg = config_from_dict(meta["vton_config"])
-    generator = mlflow.pytorch.load_model(uri, map_location="cpu").eval()
-    return LoadedModel(generator, cfg, uri, name, version)
 
 
 def load_model(uri: str) -> LoadedModel:
     """A registered model (``models:/...``) or a training checkpoint URL (s3://, file://, a path)."""
     if uri.startswith("models:/"):
         return load_registered(uri)
-    from orchestrator.checkpoint_generator import CheckpointError, load_checkpoint_generator
+    from orchestrator.checkpoints.loading import CheckpointError, load_checkpoint_generator
 
     try:
         return load_checkpoint_generator(uri)
@@ -192,8 +138,8 @@ class EvalTask:
 
 def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     """Generate + accumulate for one worker's shards; returns ``MetricSuite.state_dict()``."""
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.stages import attach_consumed_stages
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.stages import attach_consumed_stages
     from vton_models.metrics import MetricSuite, SuiteOptions, to_unit_range
 
     torch.set_num_threads(max(1, task.threads))

@@ -36,7 +36,7 @@ Sweeps (the contract ``tune/`` writes)
 
 Concurrent promotions
     Evaluation (minutes) runs without any lock against a snapshot of (``@champion``,
-    ``@previous``, epoch). The commit runs inside a claim (``orchestrator.registry_claim``): an
+    ``@previous``, epoch). The commit runs inside a claim (``orchestrator.registry.claim``): an
     atomic ``create_registered_model`` of a name derived from the snapshot's epoch, followed by a
     re-read that must still show the snapshot, then the alias writes and an epoch bump. Two
     promotions evaluated against the same champion therefore cannot both win: the second either
@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.registry_claim import CLAIM_TTL_S, ClaimConflict, acquire, read_epoch, retire_claims, who
+from orchestrator.registry.claim import CLAIM_TTL_S, ClaimConflict, acquire, read_epoch, retire_claims, who
 
 CHAMPION, PREVIOUS = "champion", "previous"
 SWEEP_BEST_VERSION_TAG = "vton.best_model_version"
@@ -234,7 +234,7 @@ class PromotionPlan:
 
 
 def _sha(data: str) -> str:
-    from orchestrator.data import manifest_sha256
+    from orchestrator.train.data import manifest_sha256
 
     try:
         return manifest_sha256(data)
@@ -245,11 +245,12 @@ def _sha(data: str) -> str:
 def _evaluate(model: str, version: str, label: str, data: str, pairs: str, workers: int, fid_dims: int):
     from mlflow.exceptions import MlflowException
 
-    from orchestrator.evaluate import EvalError, run_eval
+    from orchestrator.evaluation.evaluate import run_eval
+    from orchestrator.registry.models import ModelError
 
     try:
         return run_eval(f"models:/{model}/{version}", data, pairs=pairs, workers=workers, fid_dims=fid_dims)
-    except (EvalError, MlflowException, OSError) as exc:
+    except (ModelError, MlflowException, OSError) as exc:
         raise PromotionError(f"{label} (version {version}) of model {model!r} cannot be evaluated: "
                              f"{_first_line(exc)}") from None
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from orchestrator.strategy_deepspeed import DEEPSPEED_DIR, TAG
+from orchestrator.train.strategy.deepspeed import DEEPSPEED_DIR, TAG
 
 
 def _zero_stage(engine_dir: Path) -> int:

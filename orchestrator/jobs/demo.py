@@ -16,7 +16,7 @@ from pathlib import Path
 
 from orchestrator.config import Config, load_config
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "unet_sa" / "demo.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "unet_sa" / "demo.yaml"
 DEMO_SAMPLES = 96
 
 
@@ -37,7 +37,7 @@ def _precision(cfg: Config, forced: bool, cache_dir: Path) -> tuple[str, str]:
         return saved["mode"], saved["reason"] + " (measured earlier on this machine)"
     import torch
 
-    from orchestrator.precision_probe import choose_precision
+    from orchestrator.train.precision_probe import choose_precision
 
     torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
     mode, _, reason = choose_precision(cfg)
@@ -49,7 +49,7 @@ def _precision(cfg: Config, forced: bool, cache_dir: Path) -> tuple[str, str]:
 def run_demo(overrides: list[str], verbose: bool = False) -> int:
     from cluster import stack
     from cluster.settings import StackSettings
-    from orchestrator import jobs
+    from orchestrator.jobs import submit as jobs
     from shards.synthetic import synthesize
     from shards.writer import build_shards
 
@@ -94,7 +94,7 @@ def run_demo(overrides: list[str], verbose: bool = False) -> int:
 def _report(result: dict, env: dict[str, str], cfg: Config, seconds: float) -> int:
     from mlflow import MlflowClient
 
-    from orchestrator.tracking import registered_model_name
+    from orchestrator.registry.tracking import registered_model_name
 
     uri = env["MLFLOW_TRACKING_URI"]
     run = MlflowClient(uri).get_run(result["mlflow_run_id"])

@@ -1,17 +1,8 @@
-"""How networks are wrapped, backpropagated and stepped: the part that differs between DDP and DeepSpeed.
-
-The loop talks to a ``Strategy`` only through: ``module`` (the plain network, e.g. to run a frozen
-D inside G's loss or to evaluate), ``forward_module`` (what to call in the network's own phase: the
-DDP wrapper), ``accumulate`` (no gradient all-reduce on all but the last micro-batch of an
-optimizer step), ``backward``, ``step``, and state save/load. Anything recipe-specific stays out.
-"""
+"""torch DistributedDataParallel: one DDP wrapper and one optimizer per network."""
 
 from __future__ import annotations
 
 import contextlib
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -19,66 +10,9 @@ import torch.distributed as dist
 from torch import nn
 
 from orchestrator.config import Config
-from orchestrator.precision import Precision
+from orchestrator.train.precision import Precision
+from orchestrator.train.strategy.base import StepReport, Strategy, _learning_rate
 from vton_models.recipe import NetworkSpec
-
-
-@dataclass(frozen=True)
-class StepReport:
-    stepped: bool  # False when the fp16 scaler found inf/NaN gradients and skipped the step
-    grad_norm: float  # total gradient norm before clipping (after unscaling)
-
-
-def _learning_rate(cfg: Config, spec: NetworkSpec) -> float:
-    section, key = spec.lr_key.split(".")
-    return float(getattr(getattr(cfg, section), key))
-
-
-class Strategy(ABC):
-    """Owns the networks' optimizers and their distributed wrapping."""
-
-    specs: Mapping[str, NetworkSpec]
-
-    @abstractmethod
-    def module(self, name: str) -> nn.Module: ...
-
-    @abstractmethod
-    def forward_module(self, name: str) -> nn.Module: ...
-
-    @abstractmethod
-    def accumulate(self, name: str, boundary: bool): ...
-
-    @abstractmethod
-    def backward(self, name: str, loss: torch.Tensor) -> None: ...
-
-    @abstractmethod
-    def step(self, name: str) -> StepReport: ...
-
-    @abstractmethod
-    def optimizer(self, name: str) -> torch.optim.Optimizer: ...
-
-    @abstractmethod
-    def state_dict(self) -> dict: ...
-
-    @abstractmethod
-    def load_state_dict(self, state: dict) -> None: ...
-
-    def save_to(self, directory: Path, rank: int) -> None:
-        """Called on EVERY rank after the loop wrote ``state.pt``: strategies whose state is sharded
-        across ranks (DeepSpeed ZeRO) write their own files here. DDP's state is all in
-        ``state_dict()`` (written by rank 0), so the default writes nothing."""
-
-    def load_from(self, directory: Path, rank: int) -> None:
-        """Called on EVERY rank after ``load_state_dict``; the counterpart of ``save_to``."""
-
-    def set_lr(self, name: str, lr: float) -> None:
-        """Used by PBT: a trial that copies a donor's checkpoint keeps its own learning rates."""
-        for group in self.optimizer(name).param_groups:
-            group["lr"] = lr
-
-    def network_state_dicts(self) -> dict[str, dict]:
-        """Plain PyTorch state dicts (no wrapper prefixes), for MLflow and inference."""
-        return {name: self.module(name).state_dict() for name in self.specs}
 
 
 def has_running_statistics(net: nn.Module) -> bool:
@@ -168,14 +102,3 @@ class DDPStrategy(Strategy):
         for name, opt_state in state["optimizers"].items():
             self._optimizers[name].load_state_dict(opt_state)
         self.precision.load_state_dict(state.get("scalers", {}))
-
-
-def build_strategy(cfg: Config, nets: Mapping[str, nn.Module], specs: tuple[NetworkSpec, ...],
-                   device: torch.device, precision: Precision) -> Strategy:
-    if cfg.strategy.name == "ddp":
-        return DDPStrategy(cfg, nets, specs, device, precision)
-    if cfg.strategy.name == "deepspeed":
-        from orchestrator.strategy_deepspeed import DeepSpeedStrategy  # DeepSpeed imports slowly: only when used
-
-        return DeepSpeedStrategy(cfg, nets, specs, device, precision)
-    raise NotImplementedError(f"strategy.name: '{cfg.strategy.name}' is not a known strategy")

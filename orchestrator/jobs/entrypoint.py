@@ -1,4 +1,4 @@
-"""What a Ray job runs: ``ray job submit -- python -m orchestrator.entrypoint CONFIG [overrides]``.
+"""What a Ray job runs: ``ray job submit -- python -m orchestrator.jobs.entrypoint CONFIG [overrides]``.
 
 `vton submit` passes the already-resolved config in ``VTON_RESOLVED_CONFIG`` (so a config file
 outside the uploaded working dir still works); by hand, pass a config path and overrides. The last
@@ -21,7 +21,7 @@ CONFIG_ENV = "VTON_RESOLVED_CONFIG"
 
 
 def resolve(argv: list[str]) -> Config:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.entrypoint")
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.jobs.entrypoint")
     parser.add_argument("config", nargs="?", help="YAML run config (omit when VTON_RESOLVED_CONFIG is set)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         credentials.load()  # the keys arrive by reference (VTON_CREDENTIALS_FILE) or with the node
         import ray
 
-        from orchestrator.launch import fit, gpus_in_ray_cluster, preflight
+        from orchestrator.jobs.launch import fit, gpus_in_ray_cluster
+        from orchestrator.jobs.preflight import preflight
 
         ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=True)
         preflight(cfg, gpus_in_ray_cluster())

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from orchestrator.checkpoint import (
+from orchestrator.checkpoints.state import (
     CheckpointMeta,
     TrainingPosition,
     read_checkpoint,
@@ -32,15 +32,15 @@ from orchestrator.checkpoint import (
     write_checkpoint,
 )
 from orchestrator.config import Config
-from orchestrator.data import make_train_stream, manifest_sha256
-from orchestrator.phases import frozen, power_iteration_paused
-from orchestrator.precision import Precision
-from orchestrator.stages import attach_consumed_stages
-from orchestrator.strategy import Strategy, build_strategy
-from orchestrator.tracking import git_commit, make_tracker, sample_grid
-from orchestrator.validation import Validator
-from vton_models.recipe import Recipe, RecipeContext
-from vton_models.registry import build_recipe
+from orchestrator.train.data import make_train_stream, manifest_sha256
+from orchestrator.train.freezing import frozen, power_iteration_paused
+from orchestrator.train.precision import Precision
+from orchestrator.registry.stages import attach_consumed_stages
+from orchestrator.train.strategy import Strategy, build_strategy
+from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
+from orchestrator.train.validation import Validator
+from orchestrator.recipes import build_recipe_from_config
+from vton_models.recipe import Recipe
 
 @dataclass
 class WorkerContext:
@@ -73,13 +73,6 @@ class LoopResult:
     mlflow_run_id: str | None
     model_version: str | None
     steps_run: int
-
-
-def build_recipe_from_config(cfg: Config) -> Recipe:
-    return build_recipe(cfg.model.recipe, RecipeContext(
-        image_size=tuple(cfg.data.image_size), model=dict(cfg.model.options),
-        loss_weights=dict(cfg.loss.weights), gan_mode=cfg.loss.gan_mode,
-    ))
 
 
 def seed_everything(seed: int) -> None:

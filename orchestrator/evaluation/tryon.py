@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from orchestrator.evaluate import EvalError, load_registered
+from orchestrator.evaluation.evaluate import EvalError
+from orchestrator.registry.models import load_registered
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 PARSE_DIRS = ("image-parse-v3", "image-parse")
@@ -123,9 +124,9 @@ REQUIRES_CLOTH_MASK: frozenset[str] = frozenset()
 def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path | None = None,
               parse: Path | None = None, cloth_mask: Path | None = None, batch_size: int = 8) -> list[Path]:
     """Write ``out/<person>.png`` per person and ``out/sheet.png`` (person | cloth | try-on rows)."""
-    from orchestrator.loop import build_recipe_from_config
-    from orchestrator.stages import attach_consumed_stages
-    from orchestrator.tracking import sample_grid
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.stages import attach_consumed_stages
+    from orchestrator.registry.tracking import sample_grid
     from shards.collate import collate
     from shards.transforms import resize_sample
     from vton_models.registry import get_representation

@@ -20,10 +20,10 @@ from typing import Callable
 
 from orchestrator.config import Config
 from orchestrator.credentials import without_secrets
-from orchestrator.entrypoint import CONFIG_ENV, RESULT_PREFIX
-from orchestrator.launch import FORWARDED_ENV
+from orchestrator.jobs.entrypoint import CONFIG_ENV, RESULT_PREFIX
+from orchestrator.jobs.launch import FORWARDED_ENV
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Never uploaded with the job: environments, local state, VCS data, build outputs.
 WORKING_DIR_EXCLUDES = [".venv", ".vton", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache",
                         "bench/results", ".whl", ".gl"]
@@ -107,7 +107,7 @@ def submit(cfg: Config, address: str | None = None, image: str | None = None,
     target = address or job_address(cfg)  # for the local stack this also exports its endpoints
     env = runtime_env(cfg, image=image, requirements=requirements)  # its errors before any connection
     client = JobSubmissionClient(target)
-    job_id = client.submit_job(entrypoint="python -m orchestrator.entrypoint", runtime_env=env,
+    job_id = client.submit_job(entrypoint="python -m orchestrator.jobs.entrypoint", runtime_env=env,
                                submission_id=f"vton-{cfg.name}-{int(time.time())}",
                                metadata={"vton.run_name": cfg.name, "vton.recipe": cfg.model.recipe})
     return client, job_id

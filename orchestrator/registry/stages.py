@@ -29,13 +29,13 @@ def _stage_recipe_name(uri: str) -> str | None:
 def pin_consumed_stages(cfg: Config, recipe: Recipe) -> dict[str, str]:
     """Resolve each consumed ``models:/`` URI to its version, check it is the right kind of model,
     and write the pinned URI back into ``cfg.model.options``; returns the pinned URIs."""
-    from orchestrator.evaluate import EvalError, resolve_version
+    from orchestrator.registry.models import ModelError, resolve_version
 
     pinned = {}
     for key, uri in consumed_stage_uris(recipe).items():
         try:
             name, version = resolve_version(uri)
-        except EvalError as exc:
+        except ModelError as exc:
             raise ConfigError(f"model.{key}: {str(exc).split(': ', 1)[-1]}") from None
         pinned_uri = f"models:/{name}/{version}"
         kind = _stage_recipe_name(pinned_uri)
@@ -52,8 +52,8 @@ def pin_consumed_stages(cfg: Config, recipe: Recipe) -> dict[str, str]:
 
 def attach_consumed_stages(recipe: Recipe) -> None:
     """Load each consumed stage (generator + its run config) and hand it to the recipe, frozen."""
-    from orchestrator.evaluate import load_registered
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.registry.models import load_registered
+    from orchestrator.recipes import build_recipe_from_config
 
     for key, uri in consumed_stage_uris(recipe).items():
         stage = load_registered(uri)

@@ -49,8 +49,8 @@ import torch.distributed as dist
 from torch import nn
 
 from orchestrator.config import Config, ConfigError, _deep_merge
-from orchestrator.precision import Precision
-from orchestrator.strategy import StepReport, Strategy, _learning_rate
+from orchestrator.train.precision import Precision
+from orchestrator.train.strategy.base import StepReport, Strategy, _learning_rate
 from vton_models.recipe import NetworkSpec
 
 #: Subdirectory of a loop checkpoint directory holding one DeepSpeed checkpoint per network.

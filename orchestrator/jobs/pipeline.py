@@ -52,7 +52,7 @@ def _split_overrides(overrides: Sequence[str], stages: set[str]) -> tuple[list[s
 
 def load_stages(directory: str | Path, overrides: Sequence[str] = ()) -> list[Stage]:
     """Every ``*.yaml`` stage config of ``directory``, resolved and ordered by what it consumes."""
-    from orchestrator.loop import build_recipe_from_config
+    from orchestrator.recipes import build_recipe_from_config
 
     directory = Path(directory)
     paths = sorted(directory.glob("*.yaml"))
@@ -83,7 +83,7 @@ def load_stages(directory: str | Path, overrides: Sequence[str] = ()) -> list[St
 def check_stages(stages: Sequence[Stage], gpus_visible: int | None = None) -> None:
     """Preflight of every stage before any job; a consumed stage produced here is not registered yet,
     so that key is checked when its job starts."""
-    from orchestrator.launch import preflight
+    from orchestrator.jobs.preflight import preflight
 
     for stage in stages:
         try:
@@ -95,8 +95,8 @@ def check_stages(stages: Sequence[Stage], gpus_visible: int | None = None) -> No
 def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print
                  ) -> list[StageResult]:
     """Submit the stages one after another, wiring each consumed key to the version just registered."""
-    from orchestrator import jobs
-    from orchestrator.tracking import registered_model_name
+    from orchestrator.jobs import submit as jobs
+    from orchestrator.registry.tracking import registered_model_name
 
     produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this pipeline
     results = []

@@ -1,0 +1,62 @@
+"""The `vton` command line.
+
+Every handler imports what it needs lazily: `vton stack status` must answer in well under a
+second, without importing torch or Ray. Errors a user can fix (bad config, taken port, missing
+binary) are printed as one clear line and exit with status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from orchestrator.cli import config, evaluation, models, registry, shard, stack, training, tune
+from orchestrator.cli.common import EXIT_USAGE, UserError
+
+#: One module per command group, in the order `vton --help` lists them.
+COMMAND_GROUPS = (stack, config, shard, models, training, evaluation, registry, tune)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vton", description="Train virtual try-on GANs at cluster scale.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from orchestrator.config import ConfigError
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # `vton tune CONFIG --space S.yaml train.steps=8`: argparse binds the positional overrides
+        # before the options, so key=value words after them arrive here; anything else is an error.
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.handler(args)
+    except (UserError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - known user-facing failures from the stack
+        from cluster.services import MissingBinaryError
+        from cluster.errors import StackError
+        from shards.manifest import ManifestError
+
+        if isinstance(exc, (StackError, MissingBinaryError, ManifestError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+__all__ = ["EXIT_USAGE", "UserError", "build_parser", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""`vton eval` and `vton tryon`: metrics on a test split, try-on images for user inputs."""
+
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.cli.common import UserError
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Thin: options -> orchestrator.evaluate.run_eval -> table + JSON."""
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()
+    import vton_models  # noqa: F401  - torchvision CPU shim first
+    from orchestrator.evaluation.evaluate import run_eval
+    from orchestrator.registry.models import ModelError
+    from vton_models.weights import MissingWeightsError
+
+    try:
+        result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
+                          threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
+                          fid_dims=args.fid_dims)
+    except (ModelError, MissingWeightsError) as exc:
+        raise UserError(str(exc)) from None
+    print(result.table())
+    if result.mlflow_run_id:
+        print(f"  MLflow run: {result.mlflow_run_id}")
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(result.to_json())
+        print(f"  wrote {args.out}")
+    return 0
+
+def _cmd_tryon(args: argparse.Namespace) -> int:
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()
+    import vton_models  # noqa: F401
+    from orchestrator.registry.models import ModelError
+    from orchestrator.evaluation.tryon import run_tryon
+
+    try:
+        paths = run_tryon(args.model, args.person, args.cloth, args.out, pose=args.pose, parse=args.parse,
+                          cloth_mask=args.cloth_mask, batch_size=args.batch_size)
+    except ModelError as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {len(paths) - 1} try-on images and {paths[-1]}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a registered model or a checkpoint on a shard set (on Ray)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    source.add_argument("--checkpoint", help="training checkpoint URL: s3://BUCKET/.../RUN/checkpoint_<time>/")
+    p.add_argument("--data", required=True, help="URL of a test split's manifest.json")
+    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    p.add_argument("--workers", type=int, default=1, help="Ray tasks, one shard split each")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
+    p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
+                   help="Inception features for FID/KID; only 2048 is the protocol (smaller: smoke tests)")
+    p.set_defaults(handler=_cmd_eval)
+
+    p = sub.add_parser("tryon", help="try-on images from a registered model")
+    p.add_argument("--model", required=True, help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    p.add_argument("--person", required=True, help="person image, or a folder in the VITON-HD layout")
+    p.add_argument("--cloth", required=True, help="in-shop cloth image")
+    p.add_argument("--cloth-mask", default=None, help="cloth mask (default: ../cloth-mask/<cloth name>)")
+    p.add_argument("--pose", default=None, help="OpenPose JSON for a single --person image")
+    p.add_argument("--parse", default=None, help="LIP label PNG for a single --person image")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(handler=_cmd_tryon)

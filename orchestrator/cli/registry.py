@@ -1,0 +1,98 @@
+"""`vton import` and `vton promote`: released weights into the registry, the promotion gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from orchestrator.cli.common import UserError
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    """Check and load released VITON-HD checkpoints; with --register, register them in MLflow as
+    ``vton-viton_hd-<stage>`` with alias ``champion`` (what later stages consume)."""
+    from vton_models.families.viton_hd.importer import CheckpointMismatch, load_all
+
+    paths = {stage: path for stage, path in (("seg", args.seg), ("gmm", args.gmm), ("alias", args.alias)) if path}
+    if not paths:
+        raise UserError("vton import viton-hd: give at least one of --seg, --gmm, --alias")
+    try:
+        nets = load_all(paths)
+    except (CheckpointMismatch, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    for stage, net in nets.items():
+        print(f"{stage}: {paths[stage]} loaded ({sum(p.numel() for p in net.parameters()):,} parameters)")
+    if not args.register:
+        return 0
+    from cluster.settings import apply_stack_env
+    from orchestrator.registry.importing import register_imported
+
+    apply_stack_env()
+    for stage, uri in register_imported(nets, paths, args.name_prefix).items():
+        print(f"registered {uri} as models:/{uri.split('/')[1]}@champion ({stage})")
+    return 0
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    """Thin: options -> orchestrator.registry.promote / rollback -> table or JSON."""
+    if sum((args.candidate is not None, args.from_sweep is not None, args.rollback)) != 1:
+        raise UserError("vton promote: give exactly one of --candidate VERSION, --from-sweep RUN_ID, --rollback")
+    if not args.rollback and not args.data:
+        raise UserError("vton promote: --data MANIFEST_URL (the held-out test split) is required")
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()
+    import vton_models  # noqa: F401  - torchvision CPU shim first
+    import contextlib
+
+    from orchestrator.registry import promotion as registry
+    from vton_models.weights import MissingWeightsError
+
+    try:
+        # MLflow writes "View run ..." lines to stdout while the evaluations log their runs;
+        # stdout must hold only the table or the JSON (`vton promote ... --json | jq`).
+        with contextlib.redirect_stdout(sys.stderr):
+            if args.rollback:
+                result = registry.rollback(args.model)
+            else:
+                result = registry.promote(args.model, args.data, candidate=args.candidate,
+                                          from_sweep=args.from_sweep, metric=args.metric, mode=args.mode,
+                                          min_delta=args.min_delta, threshold=args.threshold, pairs=args.pairs,
+                                          workers=args.workers, fid_dims=args.fid_dims)
+    except (registry.PromotionError, MissingWeightsError) as exc:
+        raise UserError(str(exc)) from None
+    except registry.PromotionConflict as exc:
+        print(f"error: conflict: {exc}", file=sys.stderr)
+        return 1
+    print(result.to_json() if args.json else result.table())
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import released checkpoints (viton-hd) onto our networks")
+    import_sub = p.add_subparsers(dest="source", required=True)
+    vhd = import_sub.add_parser("viton-hd", help="seg_final.pth / gmm_final.pth / alias_final.pth")
+    vhd.add_argument("--seg", help="official SegGenerator state dict")
+    vhd.add_argument("--gmm", help="official GMM state dict")
+    vhd.add_argument("--alias", help="official ALIASGenerator state dict")
+    vhd.add_argument("--register", action="store_true", help="register as vton-viton_hd-<stage>@champion")
+    vhd.add_argument("--name-prefix", default="vton-viton_hd", help="registered names: <prefix>-<stage>")
+    p.set_defaults(handler=_cmd_import)
+
+    p = sub.add_parser("promote", help="gate a model version into @champion (or --rollback)")
+    p.add_argument("model", help="registered model name")
+    p.add_argument("--candidate", default=None, help="the version to promote")
+    p.add_argument("--from-sweep", default=None, metavar="RUN_ID",
+                   help="a sweep's parent MLflow run; its tag vton.best_model_version names the candidate")
+    p.add_argument("--rollback", action="store_true", help="@champion back to @previous (they swap)")
+    p.add_argument("--data", default=None, help="URL of the held-out test split's manifest.json")
+    p.add_argument("--metric", default="fid", help="gated metric: fid, kid, is, mask_is, ssim, mask_ssim, "
+                                                   "ms_ssim, psnr, l1, lpips")
+    p.add_argument("--mode", choices=["min", "max"], default=None, help="default: the metric's own direction")
+    p.add_argument("--min-delta", type=float, default=0.0, help="the margin the candidate must win by")
+    p.add_argument("--threshold", type=float, default=None, help="absolute bar every promoted candidate passes")
+    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
+    p.add_argument("--workers", type=int, default=1, help="Ray tasks per evaluation")
+    p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
+                   help="Inception features for FID/KID; only 2048 is the protocol (smaller: smoke tests)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_promote)

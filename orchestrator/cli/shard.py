@@ -1,0 +1,63 @@
+"""`vton shard synth|build|verify`: datasets -> WebDataset shards on object storage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from orchestrator.cli.common import UserError
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 64x48") from None
+    return height, width
+
+def _cmd_shard(args: argparse.Namespace) -> int:
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()
+    if args.action == "synth":
+        from shards.synthetic import synthesize
+
+        report = synthesize(args.out, n=args.n, size=_parse_size(args.size), seed=args.seed)
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    if args.action == "build":
+        from shards.writer import build_shards
+
+        manifest = build_shards(args.layout, args.src, args.split, args.dest, shard_size_bytes=args.shard_size,
+                                workers=args.workers, strict=not args.skip_incomplete)
+        stats = manifest.build_stats
+        print(f"{stats.manifest_url}: {stats.samples} samples in {stats.shards} shards "
+              f"({stats.uploaded} uploaded, {stats.skipped} already stored) in {stats.seconds:.1f}s")
+        return 0
+    from shards.writer import verify_shards
+
+    report = verify_shards(args.manifest)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("shard", help="dataset -> WebDataset shards on object storage")
+    shard_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    synth = shard_sub.add_parser("synth", help="write a synthetic dataset in the VITON-HD layout")
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--n", type=int, default=64)
+    synth.add_argument("--size", default="64x48", help="HEIGHTxWIDTH")
+    synth.add_argument("--seed", type=int, default=0)
+    build = shard_sub.add_parser("build", help="write tar shards + manifest.json to s3:// or file://")
+    build.add_argument("--layout", required=True, help="viton_hd | viton | mpv")
+    build.add_argument("--src", required=True)
+    build.add_argument("--split", required=True)
+    build.add_argument("--dest", required=True, help="s3://bucket/prefix/ or file:///abs/dir")
+    build.add_argument("--shard-size", default="256MB")
+    build.add_argument("--workers", type=int, default=None)
+    build.add_argument("--skip-incomplete", action="store_true",
+                       help="skip (and count) samples missing a modality instead of failing")
+    verify = shard_sub.add_parser("verify", help="re-read every shard: sha256 + decode every sample")
+    verify.add_argument("manifest", help="URL of manifest.json")
+    p.set_defaults(handler=_cmd_shard)

@@ -1,0 +1,158 @@
+"""`vton train|submit|jobs|pipeline|demo`: training runs, in-process or as Ray jobs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from orchestrator.cli.common import UserError, add_config_args
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train on this machine: an in-process Ray instance (or ray.address), workers as configured."""
+    from cluster.settings import apply_stack_env, match_stack_auth_mode
+    from orchestrator.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    apply_stack_env()
+    match_stack_auth_mode(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
+    import ray
+
+    from orchestrator.jobs.launch import fit, gpus_on_this_machine
+    from orchestrator.jobs.preflight import preflight
+
+    preflight(cfg, gpus_on_this_machine())
+    ray.init(address=cfg.ray.address or None, include_dashboard=False, log_to_driver=True)
+    outcome = fit(cfg)
+    print(outcome.to_json() if args.json else _describe_outcome(outcome.__dict__))
+    return 0
+
+def _describe_outcome(result: dict) -> str:
+    lines = [f"run {result['name']}: {result['steps']} steps"]
+    if result.get("mlflow_run_id"):
+        lines.append(f"  MLflow run: {result['mlflow_run_id']}")
+    if result.get("model_version"):
+        lines.append(f"  registered model version: {result['model_version']}")
+    for label in ("val_before", "val_after"):
+        if result.get(label):
+            values = "  ".join(f"{k.split('/')[-1]}={v:.4f}" for k, v in result[label].items() if k != "val/images")
+            lines.append(f"  {label}: {values}")
+    return "\n".join(lines)
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from orchestrator.jobs import submit as jobs
+    from orchestrator.config import load_config
+
+    cfg = load_config(args.config, args.overrides)  # validated before anything reaches the cluster
+    try:
+        client, job_id = jobs.submit(cfg, image=args.image, requirements=args.requirements)
+    except (ValueError, ConnectionError) as exc:  # --image/--requirements problems, an unreachable head
+        raise UserError(str(exc)) from None
+    print(f"submitted job {job_id}")
+    if args.no_wait:
+        return 0
+    outcome = jobs.wait(client, job_id, jobs.progress_printer(args.verbose))
+    if outcome.status != "SUCCEEDED" or outcome.result is None:
+        print("\n".join(outcome.logs.splitlines()[-40:]), file=sys.stderr)
+        print(f"error: job {job_id} ended {outcome.status}", file=sys.stderr)
+        return 1
+    print(_describe_outcome(outcome.result))
+    return 0
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    """Thin: orchestrator.jobs.pipeline orders, checks and submits the stages; a failed stage stops it."""
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()
+    import vton_models  # noqa: F401
+    from orchestrator.jobs import submit as jobs
+    from orchestrator.jobs.pipeline import check_stages, load_stages, run_pipeline
+
+    stages = load_stages(args.directory, args.overrides)
+    check_stages(stages)  # GPUs are the cluster's: each job's entrypoint checks them where it runs
+    print("pipeline: " + " -> ".join(f"{s.name} ({s.cfg.model.recipe})" for s in stages))
+    try:
+        results = run_pipeline(stages, jobs.progress_printer(args.verbose))
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for r in results:
+        print(f"{r.stage:8s} job {r.job_id}  MLflow run {r.mlflow_run_id}  model {r.model_uri}")
+    return 0
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    """Thin: the Job SDK calls live in orchestrator.jobs; an unknown ID is a user error."""
+    import time
+
+    from orchestrator.jobs import submit as jobs
+
+    try:
+        if args.action == "status":
+            summary = jobs.status(args.job_id, args.address)
+            print(f"job {summary.job_id}: {summary.status}" + (f" ({summary.message})" if summary.message else ""))
+            if summary.run_name:
+                print(f"  run name:   {summary.run_name}")
+            for label, stamp in (("started", summary.started), ("ended", summary.ended)):
+                if stamp:
+                    print(f"  {label + ':':11s} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))}")
+            if summary.mlflow_run_id:
+                print(f"  MLflow run: {summary.mlflow_run_id}")
+            return 0
+        if args.action == "logs":
+            if args.follow:
+                outcome = jobs.follow(args.job_id, address=args.address)
+                return 0 if outcome.status == "SUCCEEDED" else 1
+            print(jobs.logs(args.job_id, args.address), end="")
+            return 0
+        final = jobs.stop(args.job_id, args.address)
+        print(f"job {args.job_id}: {final}")
+        return 0 if final in ("STOPPED", "SUCCEEDED", "FAILED") else 1
+    except (RuntimeError, ConnectionError) as exc:  # no cluster to ask, or the Job SDK's 404 for an unknown ID
+        if "does not exist" in str(exc) or "status code 404" in str(exc):
+            raise UserError(f"no job {args.job_id!r} on {args.address or jobs.job_address()}") from None
+        raise UserError(str(exc)) from None
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from orchestrator.jobs.demo import run_demo
+
+    return run_demo(args.overrides, verbose=args.verbose)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a recipe with Ray Train from this process")
+    add_config_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("submit", help="submit a training run as a Ray job (ray job submit)")
+    add_config_args(p)
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="stream all job logs, not only progress")
+    packaging = p.add_mutually_exclusive_group()
+    packaging.add_argument("--image", default=None,
+                           help="container image holding the project (runtime_env image_uri) instead of "
+                                "uploading this checkout as the working dir")
+    packaging.add_argument("--requirements", default=None,
+                           help="pip requirements file, every line pinned with == (e.g. constraints/cpu.txt), "
+                                "installed for the job on top of the nodes' environment")
+    p.set_defaults(handler=_cmd_submit)
+
+    p = sub.add_parser("jobs", help="status, logs or stop of a submitted Ray job (Job SDK)")
+    p.add_argument("action", choices=["status", "logs", "stop"])
+    p.add_argument("job_id", help="the submission id `vton submit` printed (vton-<run name>-<time>)")
+    p.add_argument("--address", default=None,
+                   help="Ray dashboard URL; default: RAY_ADDRESS (http form) or the local stack's")
+    p.add_argument("--follow", action="store_true", help="logs: keep streaming until the job ends")
+    p.set_defaults(handler=_cmd_jobs)
+
+    p = sub.add_parser("pipeline", help="train a multi-stage family's stages in order, each a Ray job")
+    p.add_argument("directory", help="a folder of stage configs, e.g. configs/viton_hd/")
+    p.add_argument("overrides", nargs="*", help="key=value for every stage, or STAGE:key=value for one")
+    p.add_argument("--verbose", action="store_true", help="stream all job logs")
+    p.set_defaults(handler=_cmd_pipeline)
+
+    p = sub.add_parser("demo", help="end-to-end demo on the local stack (embedded defaults)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides of configs/unet_sa/demo.yaml")
+    p.add_argument("--verbose", action="store_true", help="stream all job logs")
+    p.set_defaults(handler=_cmd_demo)

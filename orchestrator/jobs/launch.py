@@ -1,0 +1,148 @@
+"""Build and run the Ray Train V2 ``TorchTrainer`` for a config (``jobs.preflight`` checks it first).
+
+``_train_fn`` is what every Ray Train worker runs: it turns Ray's context (rank, device, restored
+checkpoint, ``ray.train.report``) into the trainer's ``WorkerContext``; nothing below it knows Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from orchestrator import credentials
+from orchestrator.checkpoints.retention import prune_unregistered_checkpoints
+from orchestrator.checkpoints.storage import run_storage
+from orchestrator.config import Config, config_from_dict
+from orchestrator.credentials import CREDENTIALS_FILE_ENV
+
+#: Environment a training worker needs to reach object storage and MLflow. No keys: they travel by
+#: reference (VTON_CREDENTIALS_FILE) or come from the nodes' environment, see credentials.py.
+FORWARDED_ENV = (
+    "VTON_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", CREDENTIALS_FILE_ENV,
+    "AWS_DEFAULT_REGION", "MLFLOW_TRACKING_URI", "VTON_GIT_COMMIT", "TORCH_HOME",
+    "VTON_BUCKET", "TORCH_EXTENSIONS_DIR",
+)
+
+
+@dataclass
+class TrainingOutcome:
+    name: str
+    steps: int
+    metrics: dict[str, Any]
+    checkpoint: str | None
+    mlflow_run_id: str | None
+    model_version: str | None
+    val_before: dict[str, float] | None
+    val_after: dict[str, float] | None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+
+# ------------------------------------------------------------------------------ worker
+
+
+def _train_fn(config: dict) -> None:
+    """Runs on every Ray Train worker."""
+    import ray.train
+    import torch
+
+    from orchestrator.train.loop import WorkerContext, train_worker
+
+    credentials.load()
+    cfg = config_from_dict(config["cfg"])
+    context = ray.train.get_context()
+    # This run's own latest checkpoint (a retry or resubmission) wins over the one it was started
+    # from (a Tune PBT trial's copy of a donor's checkpoint).
+    checkpoint = ray.train.get_checkpoint() or config.get("init_checkpoint")
+    # Where each rank runs, once per attempt: shows placement (and re-placement after a lost node).
+    print(f"[vton] worker {context.get_world_rank()}/{context.get_world_size()} on node "
+          f"{ray.get_runtime_context().get_node_id()[:12]} "
+          f"({'resuming' if checkpoint is not None else 'starting'})", flush=True)
+    threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))
+    torch.set_num_threads(threads)
+    if cfg.ray.use_gpu:
+        import ray.train.torch
+
+        device = ray.train.torch.get_device()
+    else:
+        device = torch.device("cpu")
+
+    def report(metrics: dict, directory: Path | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(str(directory)) if directory else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    ctx = WorkerContext(rank=context.get_world_rank(), world_size=context.get_world_size(), device=device,
+                        report=report)
+    if checkpoint is None:
+        train_worker(cfg, ctx)
+        return
+    with checkpoint.as_directory() as restore_dir:
+        ctx.restore_dir = Path(restore_dir)
+        train_worker(cfg, ctx)
+
+
+def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: Any = None):
+    """The TorchTrainer for ``cfg``. ``callbacks`` (Ray Train ``UserCallback``s) and
+    ``init_checkpoint`` (a ``ray.train.Checkpoint`` to start from when the run has none of its own)
+    are what a Tune trial adds: reports forwarded to Tune, a PBT donor's weights."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    storage_path, filesystem = run_storage(cfg)
+    backend = cfg.strategy.backend if cfg.strategy.backend != "auto" else ("nccl" if cfg.ray.use_gpu else "gloo")
+    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    if os.environ.get("VTON_TORCH_EXTENSIONS_DIR"):  # DeepSpeed's JIT build cache (deepspeed_shm_comm on CPU)
+        env["TORCH_EXTENSIONS_DIR"] = os.environ["VTON_TORCH_EXTENSIONS_DIR"]
+    threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))
+    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    return TorchTrainer(
+        _train_fn,
+        train_loop_config={"cfg": cfg.to_dict(), "init_checkpoint": init_checkpoint},
+        torch_config=TorchConfig(backend=backend),
+        scaling_config=ScalingConfig(
+            num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+            resources_per_worker={"CPU": cfg.ray.cpus_per_worker, **cfg.ray.resources_per_worker},
+            placement_strategy=cfg.ray.placement_strategy,
+        ),
+        run_config=RunConfig(
+            name=cfg.name, storage_path=storage_path, storage_filesystem=filesystem,
+            failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
+            worker_runtime_env={"env_vars": env},
+            callbacks=list(callbacks),
+        ),
+    )
+
+
+def fit(cfg: Config) -> TrainingOutcome:
+    """Run the trainer on the Ray cluster this process is connected to; returns rank 0's outcome."""
+    result = build_trainer(cfg).fit()
+    if result.error:
+        raise result.error
+    orphans = prune_unregistered_checkpoints(*run_storage(cfg), cfg.name)
+    if orphans:
+        print(f"[vton] removed {len(orphans)} checkpoint(s) an interrupted attempt left unregistered: "
+              f"{', '.join(orphans)}", flush=True)
+    metrics = dict(result.metrics or {})
+    return TrainingOutcome(
+        name=cfg.name, steps=int(metrics.get("step", 0)), metrics=metrics,
+        checkpoint=result.checkpoint.path if result.checkpoint else None,
+        mlflow_run_id=metrics.get("mlflow_run_id"), model_version=metrics.get("model_version"),
+        val_before=metrics.get("val_before"), val_after=metrics.get("val_after"),
+    )
+
+
+def gpus_on_this_machine() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpus_in_ray_cluster() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))

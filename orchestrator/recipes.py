@@ -1,0 +1,23 @@
+"""The recipe a run config names, built with the config's options, loss weights and image size.
+
+Every part of the orchestrator that needs a recipe (the trainer, preflight, evaluation, the registry's
+stage loading, sweeps) builds it here, so a config means the same recipe everywhere.
+"""
+
+from __future__ import annotations
+
+from orchestrator.config import Config
+from vton_models.recipe import Recipe, RecipeContext
+from vton_models.registry import build_recipe
+
+
+def build_recipe_from_config(cfg: Config) -> Recipe:
+    return build_recipe(cfg.model.recipe, RecipeContext(
+        image_size=tuple(cfg.data.image_size), model=dict(cfg.model.options),
+        loss_weights=dict(cfg.loss.weights), gan_mode=cfg.loss.gan_mode,
+    ))
+
+
+def generator_names(recipe: Recipe) -> list[str]:
+    """The recipe's generator-role networks, in declaration order: what ``generate`` runs."""
+    return [spec.name for spec in recipe.networks if spec.role == "generator"]
