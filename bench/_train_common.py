@@ -40,7 +40,7 @@ def bench_config(manifest: str, *overrides: str) -> Config:
 
 def run_bare(cfg: Config) -> float:
     """The same loop in this process: no Ray, no process group."""
-    from orchestrator.loop import GanLoop, WorkerContext
+    from orchestrator.train.loop import GanLoop, WorkerContext
 
     torch.set_num_threads(cfg.ray.threads_per_worker or int(cfg.ray.cpus_per_worker))
     result = GanLoop(cfg, WorkerContext()).run()
@@ -50,7 +50,7 @@ def run_bare(cfg: Config) -> float:
 def run_ray(cfg: Config) -> float:
     import ray
 
-    from orchestrator.launch import fit
+    from orchestrator.jobs.launch import fit
 
     with tempfile.TemporaryDirectory() as storage:
         raw = cfg.to_dict()
