@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -55,10 +56,16 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The recipe (model family + stage); every other key is a recipe option, checked by the recipe."""
+    """The recipe (model family + stage); every other key is a recipe option, checked by the recipe.
+
+    ``init``: networks this run starts from a registered stage's weights and keeps training,
+    ``{network: "models:/NAME@ALIAS"}`` (the stage's network of the same name) or
+    ``"models:/NAME@ALIAS#OTHER"`` (its network OTHER; ``#ema/G`` for G's EMA copy).
+    """
 
     recipe: str = "unet_sa"
     options: dict[str, Any] = field(default_factory=dict)
+    init: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,12 +74,27 @@ class LossConfig:
     weights: dict[str, float] = field(default_factory=dict)  # overrides of the recipe's defaults
 
 
+#: Per-network optimizer keys: a value for every network, or ``{network: value, "*": default}``
+#: (``train.betas=[0.5,0.999]`` or ``train.betas.D=[0,0.9]``); see ``orchestrator.train.optim``.
+PER_NETWORK_KEYS = ("train.optimizer", "train.lr", "train.betas", "train.weight_decay", "train.schedule")
+
+
 @dataclass
 class TrainConfig:
-    steps: int = 1000  # optimizer steps of G
-    lr_g: float = 2e-4
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+    """Optimisation. Learning rates, betas, weight decay, optimizer type and schedule are per network
+    (``train.lr.<network>`` ...); ``lr_g`` / ``lr_d`` set every generator / discriminator at once. A
+    key left unset (null) takes what the recipe declares for that network, then the project default
+    (Adam, lr 2e-4 for generators and 1e-4 for discriminators, betas (0.5, 0.999), no weight decay,
+    ``plateau`` schedule when ``lr_plateau_patience`` > 0, else ``constant``)."""
+
+    steps: int = 1000  # optimizer steps
+    lr_g: float | None = None  # every generator's rate (null: the recipe's, else 2e-4)
+    lr_d: float | None = None  # every discriminator's rate (null: the recipe's, else 1e-4)
+    lr: dict[str, float] = field(default_factory=dict)  # per network, wins over lr_g / lr_d
+    betas: Any = None  # [b1, b2] for every network, or {network: [b1, b2], "*": [b1, b2]}
+    weight_decay: Any = None  # a number, or per network
+    optimizer: Any = None  # adam | adamw, or per network
+    schedule: Any = None  # constant | plateau | linear_decay(KEEP, DECAY), or per network
     grad_accum: int = 1  # micro-batches per optimizer step
     d_steps_per_g: int = 1
     grad_clip: float = 0.0  # max grad norm; 0 disables clipping
@@ -156,6 +178,8 @@ class Config:
         """Plain nested dict; model options are written flat under ``model`` as users write them."""
         out = _to_plain(self)
         out["model"] = {"recipe": self.model.recipe, **self.model.options}
+        if self.model.init:
+            out["model"]["init"] = dict(self.model.init)
         return out
 
     def to_yaml(self) -> str:
@@ -201,7 +225,8 @@ def config_from_dict(raw: Mapping[str, Any]) -> Config:
         model = dict(model)
         options = dict(model.pop("options", {}) or {})
         recipe = model.pop("recipe", ModelConfig.recipe)
-        raw["model"] = {"recipe": recipe, "options": {**options, **model}}
+        init = model.pop("init", None) or {}
+        raw["model"] = {"recipe": recipe, "options": {**options, **model}, "init": init}
     cfg = _build(Config, raw, "")
     validate_config(cfg)
     return cfg
@@ -247,8 +272,11 @@ def _split_override(item: str) -> tuple[str, str]:
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
     node = raw
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
+        if child is None or (not isinstance(child, dict) and ".".join(parts[:depth + 1]) in PER_NETWORK_KEYS):
+            # `train.betas.D=...` over a value for every network: that value becomes the default "*".
+            child = node[part] = {} if child is None else {"*": child}
         if not isinstance(child, dict):
             raise ConfigError(f"override '{dotted}': '{part}' is a value, not a section")
         node = child
@@ -286,7 +314,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)
     if tp is Any:
-        return _parse_text(value) if isinstance(value, _OverrideText) else value
+        return _plain_value(value)
     if origin is Literal:
         value = str(value)
         if value not in args:
@@ -344,6 +372,17 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported field type {tp!r}")  # a bug in this module, not user input
 
 
+def _plain_value(value: Any) -> Any:
+    """A free-form value with every command-line text in it parsed (nested ones included)."""
+    if isinstance(value, _OverrideText):
+        return _parse_text(str(value))
+    if isinstance(value, Mapping):
+        return {k: _plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    return value
+
+
 def _parse_text(value: Any) -> Any:
     return yaml.safe_load(value) if isinstance(value, str) else value
 
@@ -384,9 +423,8 @@ def validate_config(cfg: Config) -> None:
     checks: list[tuple[str, bool, str]] = [
         ("name", bool(cfg.name.strip()) and "/" not in cfg.name, "a non-empty name without '/'"),
         ("train.steps", cfg.train.steps >= 1, ">= 1"),
-        ("train.lr_g", cfg.train.lr_g > 0, "> 0"),
-        ("train.lr_d", cfg.train.lr_d > 0, "> 0"),
-        ("train.betas", all(0.0 <= b < 1.0 for b in cfg.train.betas), "two values in [0, 1)"),
+        ("train.lr_g", cfg.train.lr_g is None or cfg.train.lr_g > 0, "> 0 (or null: the recipe's rate)"),
+        ("train.lr_d", cfg.train.lr_d is None or cfg.train.lr_d > 0, "> 0 (or null: the recipe's rate)"),
         ("train.grad_accum", cfg.train.grad_accum >= 1, ">= 1"),
         ("train.d_steps_per_g", cfg.train.d_steps_per_g >= 1, ">= 1"),
         ("train.grad_clip", cfg.train.grad_clip >= 0, ">= 0 (0 disables clipping)"),
@@ -420,11 +458,72 @@ def validate_config(cfg: Config) -> None:
     for term, weight in cfg.loss.weights.items():
         if weight < 0:
             raise ConfigError(f"loss.weights.{term}: got {weight!r}; must be >= 0")
+    for network, lr in cfg.train.lr.items():
+        if lr <= 0:
+            raise ConfigError(f"train.lr.{network}: got {lr!r}; must be > 0")
+    for key, check in _PER_NETWORK_CHECKS.items():
+        for network, value in per_network(getattr(cfg.train, key)).items():
+            check(value, f"train.{key}" if network == "*" and not isinstance(getattr(cfg.train, key), Mapping)
+                  else f"train.{key}.{network}")
+    for network, uri in cfg.model.init.items():
+        if not uri.startswith("models:/"):
+            raise ConfigError(f"model.init.{network}: got {uri!r}; expected models:/NAME@ALIAS or "
+                              "models:/NAME/VERSION, optionally followed by #NETWORK")
     if cfg.strategy.deepspeed_config and cfg.strategy.name != "deepspeed":
         raise ConfigError(
             f"strategy.deepspeed_config is set ({cfg.strategy.deepspeed_config!r}) but strategy.name is "
             f"'{cfg.strategy.name}'; set strategy.name=deepspeed or drop the file"
         )
+
+
+def per_network(value: Any) -> dict[str, Any]:
+    """A per-network config value as ``{network or "*": value}`` (``{}`` when unset)."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return {"*": value}
+
+
+def parse_schedule(text: Any, key: str = "train.schedule") -> tuple[str, tuple[int, ...]]:
+    """``constant`` | ``plateau`` | ``linear_decay(KEEP, DECAY)`` -> (kind, integer arguments)."""
+    match = re.fullmatch(r"\s*(constant|plateau)\s*|\s*linear_decay\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*", str(text))
+    if not isinstance(text, str) or match is None:
+        raise ConfigError(f"{key}: got {text!r}; allowed: constant, plateau, linear_decay(KEEP_STEPS, DECAY_STEPS)")
+    if match.group(1):
+        return match.group(1), ()
+    keep, decay = int(match.group(2)), int(match.group(3))
+    if decay < 1:
+        raise ConfigError(f"{key}: linear_decay needs DECAY_STEPS >= 1, got {text!r}")
+    return "linear_decay", (keep, decay)
+
+
+def parse_betas(value: Any, key: str = "train.betas") -> tuple[float, float]:
+    if isinstance(value, str):
+        value = _parse_text(value)
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in value)
+    if not ok:
+        raise ConfigError(f"{key}: got {value!r}; must be two values in [0, 1)")
+    return float(value[0]), float(value[1])
+
+
+def parse_weight_decay(value: Any, key: str = "train.weight_decay") -> float:
+    if isinstance(value, str):
+        value = _parse_text(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{key}: got {value!r}; must be a number >= 0")
+    return float(value)
+
+
+def parse_optimizer(value: Any, key: str = "train.optimizer") -> str:
+    if value not in ("adam", "adamw"):
+        raise ConfigError(f"{key}: got {value!r}; allowed: adam, adamw")
+    return str(value)
+
+
+_PER_NETWORK_CHECKS = {"betas": parse_betas, "weight_decay": parse_weight_decay, "optimizer": parse_optimizer,
+                       "schedule": parse_schedule}
 
 
 def validate_environment(cfg: Config, gpus_visible: int) -> None:

@@ -17,7 +17,3 @@ def build_recipe_from_config(cfg: Config) -> Recipe:
         loss_weights=dict(cfg.loss.weights), gan_mode=cfg.loss.gan_mode,
     ))
 
-
-def generator_names(recipe: Recipe) -> list[str]:
-    """The recipe's generator-role networks, in declaration order: what ``generate`` runs."""
-    return [spec.name for spec in recipe.networks if spec.role == "generator"]

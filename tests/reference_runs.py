@@ -83,10 +83,8 @@ def _digest(loop) -> dict[str, str]:
     out = {}
     for name in sorted(s.name for s in loop.recipe.networks):
         out[name] = _state_digest(loop.strategy.module(name).state_dict())
-    if getattr(loop, "ema", None) is not None:
-        emas = loop.ema if isinstance(loop.ema, dict) else {"G": loop.ema}
-        for name, ema in sorted(emas.items()):
-            out[f"ema/{name}"] = _state_digest(ema.module.state_dict())
+    for name, ema in sorted(loop.emas.items()):
+        out[f"ema/{name}"] = _state_digest(ema.module.state_dict())
     return out
 
 

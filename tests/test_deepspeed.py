@@ -22,7 +22,7 @@ from plugins.data import local_shards
 import torch
 
 from orchestrator.config import ConfigError
-from test_loop import ATOL, STEPS, B, tiny_config  # noqa: F401  (fixtures below reuse the same sizes)
+from test_loop import ATOL, STEPS, B, FixedBatches, tiny_config, twin_config  # noqa: F401  (same sizes)
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = (0, 1, 2)
@@ -47,30 +47,12 @@ def full_batches(shards) -> list[dict[str, torch.Tensor]]:
     return [{k: v for k, v in next(it).items() if not k.startswith("__")} for _ in range(BF16_STEPS)]
 
 
-class RankMicroBatches:
-    """Rank ``rank``'s half of every full batch, cut into ``accum`` micro-batches in order."""
-
-    batches_per_epoch = 1000
-
-    def __init__(self, full: list[dict], world: int, rank: int, accum: int) -> None:
-        self.full, self.world, self.rank, self.accum = full, world, rank, accum
-
-    def iter_from_batches(self, consumed: int):
-        parts = self.world * self.accum
-        micro = []
-        for batch in self.full:
-            n = batch["inputs"].shape[0] // parts
-            for i in range(self.rank * self.accum, (self.rank + 1) * self.accum):
-                micro.append({k: v[i * n:(i + 1) * n] for k, v in batch.items()})
-        yield from micro[consumed:]
-
-
 # ----------------------------------------------------------------------------------- worker side
 
 
 def _params(loop) -> dict[str, torch.Tensor]:
-    return {f"{name}.{k}": v.detach().float().clone()
-            for name in ("G", "D") for k, v in loop.strategy.module(name).state_dict().items()}
+    return {f"{spec.name}.{k}": v.detach().float().clone()
+            for spec in loop.recipe.networks for k, v in loop.strategy.module(spec.name).state_dict().items()}
 
 
 def _worst(a: dict, b: dict) -> float:
@@ -86,6 +68,7 @@ def _all_worker(config: dict) -> None:
     from orchestrator.config import config_from_dict
     from orchestrator.train.loop import GanLoop, LoopHooks, WorkerContext
     from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.train.optim import resolve_optimizers
     from orchestrator.train.strategy.deepspeed import DeepSpeedStrategy, deepspeed_config
     from orchestrator.checkpoints.zero_export import export_generator
 
@@ -102,7 +85,7 @@ def _all_worker(config: dict) -> None:
         cfg = config_from_dict(raw)
         ctx = WorkerContext(rank=rank, world_size=world, restore_dir=restore,
                             report=report or (lambda metrics, directory: None))
-        loop = GanLoop(cfg, ctx, LoopHooks(train_data=RankMicroBatches(full[:cfg.train.steps], world, rank, accum)))
+        loop = GanLoop(cfg, ctx, LoopHooks(train_data=FixedBatches(full[:cfg.train.steps], world, rank, accum)))
         result = loop.run()
         return loop, result
 
@@ -115,6 +98,25 @@ def _all_worker(config: dict) -> None:
             loop, _ = run({"strategy": {"name": "deepspeed", "zero_stage": stage}}, accum)
             assert isinstance(loop.strategy, DeepSpeedStrategy)
             out[f"diff/zero{stage}/accum{accum}"] = _worst(_params(loop), ddp)
+
+    # 1b. The test family: two generators stepped by one phase, two discriminators by another,
+    #     ZeRO-1 with accumulation 2 vs DDP (the strategy's several-network backward).
+    from twin_family import registered
+
+    registered()
+    twin = config["twin_cfg"]
+    twin_runs = {}
+    for name, strategy in (("ddp", {}), ("zero1", {"name": "deepspeed", "zero_stage": 1})):
+        raw = {**twin, "strategy": {**twin["strategy"], **strategy}, "train": {**twin["train"], "grad_accum": 2},
+               "data": {**twin["data"], "batch_size": twin["data"]["batch_size"] // 2}}
+        loop = GanLoop(config_from_dict(raw), WorkerContext(rank=rank, world_size=world),
+                       LoopHooks(train_data=FixedBatches(full[:STEPS], world, rank, 2)))
+        loop.run()
+        twin_runs[name] = _params(loop)
+    initial = _params(GanLoop(config_from_dict(twin), WorkerContext(rank=rank, world_size=world)))
+    out["twin/moved"] = sorted({k.split(".")[0] for k in initial
+                                if (twin_runs["ddp"][k] - initial[k]).abs().max() > 1e-4})
+    out["twin/diff/zero1/accum2"] = _worst(twin_runs["zero1"], twin_runs["ddp"])
 
     out["seconds/2"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -156,10 +158,13 @@ def _all_worker(config: dict) -> None:
 
     fp16_cfg = config_from_dict({**base, "strategy": {**base["strategy"], "name": "deepspeed", "zero_stage": 2},
                                  "precision": {"mode": "fp16", "init_scale": 1024, "growth_interval": 50}})
-    spec = next(s for s in build_recipe_from_config(fp16_cfg).networks if s.name == "G")
-    parsed = DeepSpeedConfig(deepspeed_config(fp16_cfg, spec, on_gpu=False))
+    settings = resolve_optimizers(fp16_cfg, build_recipe_from_config(fp16_cfg))["G"]
+    parsed = DeepSpeedConfig(deepspeed_config(fp16_cfg, "G", settings, on_gpu=False))
     fp16 = parsed.float16_config
     out["fp16_parsed"] = (fp16.enabled, fp16.initial_dynamic_scale(), fp16.dynamic_loss_scale_args())
+    from deepspeed.accelerator import get_accelerator
+
+    out["fp16_cpu_supported"] = bool(get_accelerator().is_fp16_supported())  # mkldnn fp16: AVX512-FP16 / AMX
     try:
         GanLoop(fp16_cfg, WorkerContext(rank=rank, world_size=world))
         out["fp16_cpu_error"] = None
@@ -187,6 +192,7 @@ def measured(shards, full_batches, tmp_path_factory) -> dict:
         trainer = TorchTrainer(
             _all_worker,
             train_loop_config={"cfg": cfg.to_dict(), "batches": full_batches, "scratch": str(scratch),
+                               "twin_cfg": twin_config(shards, f"data.batch_size={B}", "ray.num_workers=2").to_dict(),
                                "val_manifest": f"file://{shards}/shards/test/manifest.json"},
             torch_config=TorchConfig(backend="gloo"),
             scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
@@ -207,6 +213,14 @@ def test_zero_stage_matches_ddp_on_two_ray_workers(measured, stage, accum):
     assert measured[f"ddp_moved/{accum}"] > 1e-4, "training did not change the weights"
     diff = measured[f"diff/zero{stage}/accum{accum}"]
     assert diff <= ATOL, f"ZeRO-{stage} grad_accum {accum}: largest parameter difference vs DDP {diff:.3g} > {ATOL}"
+
+
+def test_two_generators_in_one_phase_train_under_zero1_with_accumulation_as_under_ddp(measured):
+    """tests/twin_family.py: G1 and G2 stepped by one phase (G2 on AdamW with weight decay and a
+    linear decay), D1 and D2 by another; 2 Ray workers, grad_accum 2, ZeRO-1 == DDP."""
+    assert measured["twin/moved"] == ["D1", "D2", "G1", "G2"], "every network must train"
+    diff = measured["twin/diff/zero1/accum2"]
+    assert diff <= ATOL, f"ZeRO-1: largest parameter difference vs DDP {diff:.3g} > {ATOL}"
 
 
 def test_resume_from_deepspeed_checkpoint_is_bit_exact(measured):
@@ -235,7 +249,12 @@ def test_fp16_config_is_built_and_cpu_refusal_is_real(measured):
     enabled, initial_scale, dynamic = measured["fp16_parsed"]
     assert enabled and initial_scale == 1024.0
     assert dynamic["scale_window"] == 50 and dynamic["min_scale"] == 1
-    assert "fp16 is not supported on your device" in measured["fp16_cpu_error"]
+    # DeepSpeed's CPU accelerator takes fp16 exactly where oneDNN has fp16 kernels (AVX512-FP16 / AMX
+    # CPUs) and refuses it elsewhere; preflight refuses DeepSpeed fp16 on CPU either way.
+    if measured["fp16_cpu_supported"]:
+        assert measured["fp16_cpu_error"] is None
+    else:
+        assert "fp16 is not supported on your device" in measured["fp16_cpu_error"]
 
 
 def test_preflight_deepspeed_checks(shards, tmp_path):
@@ -256,19 +275,19 @@ def test_preflight_deepspeed_checks(shards, tmp_path):
 
 
 def test_override_file_is_deep_merged_per_network(shards, tmp_path):
-    from orchestrator.train.strategy.deepspeed import deepspeed_config
-
     from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.train.optim import resolve_optimizers
+    from orchestrator.train.strategy.deepspeed import deepspeed_config
 
     override = tmp_path / "ds.json"
     override.write_text('{"D": {"optimizer": {"params": {"eps": 1e-6}}}, "*": {"steps_per_print": 5}}')
     cfg = tiny_config(shards, "strategy.name=deepspeed", f"strategy.deepspeed_config={override}",
                       "train.lr_g=3e-4", "train.lr_d=7e-5", "train.grad_clip=1.5", "train.grad_accum=2")
-    specs = {s.name: s for s in build_recipe_from_config(cfg).networks}
-    g, d = (deepspeed_config(cfg, specs[n], on_gpu=False) for n in ("G", "D"))
+    settings = resolve_optimizers(cfg, build_recipe_from_config(cfg))
+    g, d = (deepspeed_config(cfg, n, settings[n], on_gpu=False) for n in ("G", "D"))
     assert g["optimizer"]["params"]["lr"] == 3e-4 and d["optimizer"]["params"]["lr"] == 7e-5
     assert d["optimizer"]["params"]["eps"] == 1e-6 and d["optimizer"]["params"]["torch_adam"] is True
     assert g["optimizer"]["params"]["eps"] == 1e-8 and g["steps_per_print"] == 5
     assert g["gradient_clipping"] == 1.5 and g["gradient_accumulation_steps"] == 2
     assert g["train_micro_batch_size_per_gpu"] == cfg.data.batch_size
-    assert deepspeed_config(cfg, specs["G"], on_gpu=True)["optimizer"]["params"].get("torch_adam") is None
+    assert deepspeed_config(cfg, "G", settings["G"], on_gpu=True)["optimizer"]["params"].get("torch_adam") is None

@@ -42,7 +42,7 @@ def test_the_checkpoint_generator_is_the_exported_one(trained):
     from orchestrator.checkpoints.loading import load_checkpoint_generator
 
     model = load_checkpoint_generator(f"file://{trained['checkpoint']}")
-    ema = trained["loop"].ema.module.state_dict()
+    ema = trained["loop"].emas["G"].module.state_dict()
     assert model.config.name == trained["loop"].cfg.name and model.name is None
     for key, value in model.generator.state_dict().items():
         assert torch.equal(value, ema[key]), key

@@ -113,3 +113,30 @@ def test_the_project_has_no_import_cycles():
     found = cycles(graph)
     described = "\n\n".join("\n".join(f"  {m} imports {sorted(graph[m] & set(c))}" for m in c) for c in found)
     assert not found, f"import cycles (each module with the imports that close its cycle):\n{described}"
+
+
+def test_every_import_of_a_project_name_resolves():
+    """``from <project module> import <name>`` anywhere, tests and benchmarks included (lazy imports
+    too), names something that exists: a moved helper must not survive as an import that only fails
+    when its branch runs."""
+    import importlib
+
+    modules = _modules()
+    sources = {**modules, **{f"tests.{p.stem}": p for p in (REPO / "tests").rglob("*.py")},
+               **{f"bench.{p.stem}": p for p in (REPO / "bench").glob("*.py")}}
+    broken = []
+    for module, path in sorted(sources.items()):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            if node.module.split(".")[0] not in PACKAGES:
+                continue
+            try:
+                target = importlib.import_module(node.module)
+            except ImportError as exc:
+                broken.append(f"{module}:{node.lineno} from {node.module}: {exc}")
+                continue
+            for alias in node.names:
+                if not hasattr(target, alias.name) and f"{node.module}.{alias.name}" not in modules:
+                    broken.append(f"{module}:{node.lineno} from {node.module} import {alias.name}")
+    assert not broken, "imports of names that do not exist:\n  " + "\n  ".join(broken)

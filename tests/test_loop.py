@@ -16,7 +16,7 @@ its own running magnitude, turning those ulp-sized differences into +-lr updates
 from __future__ import annotations
 
 import copy
-import os
+import math
 import shutil
 import socket
 from pathlib import Path
@@ -37,25 +37,22 @@ ATOL = 2e-6
 
 
 class FixedBatches:
-    """Full batches of 2B samples, sliced per rank or per micro-batch as a configuration needs."""
+    """Rank ``rank``'s share of every full batch of 2B samples, cut into ``accum`` micro-batches in
+    order: the same samples reach every configuration, only parallelism and accumulation differ."""
 
     batches_per_epoch = 1000
 
-    def __init__(self, full: list[dict[str, torch.Tensor]], parts: int = 1, part: int | None = None) -> None:
-        self.full, self.parts, self.part = full, parts, part
-
-    def _slice(self, batch: dict, i: int) -> dict:
-        n = batch["inputs"].shape[0] // self.parts
-        return {k: v[i * n:(i + 1) * n] for k, v in batch.items()}
+    def __init__(self, full: list[dict[str, torch.Tensor]], world: int = 1, rank: int = 0, accum: int = 1) -> None:
+        self.full, self.world, self.rank, self.accum = full, world, rank, accum
 
     def iter_from_batches(self, consumed: int):
-        if self.part is not None:  # one rank's share of every batch
-            stream = (self._slice(batch, self.part) for batch in self.full)
-        else:  # every share in turn: the micro-batches of one optimizer step
-            stream = (self._slice(batch, i) for batch in self.full for i in range(self.parts))
-        for index, micro_batch in enumerate(stream):
-            if index >= consumed:
-                yield micro_batch
+        parts = self.world * self.accum
+        micro = []
+        for batch in self.full:
+            n = batch["inputs"].shape[0] // parts
+            for i in range(self.rank * self.accum, (self.rank + 1) * self.accum):
+                micro.append({k: v[i * n:(i + 1) * n] for k, v in batch.items()})
+        yield from micro[consumed:]
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +84,27 @@ def full_batches(shards) -> list[dict[str, torch.Tensor]]:
 
 def _params(loop: GanLoop) -> dict[str, torch.Tensor]:
     out = {}
-    for name in ("G", "D"):
-        for key, value in loop.strategy.module(name).state_dict().items():
-            out[f"{name}.{key}"] = value.detach().clone()
+    for spec in loop.recipe.networks:
+        for key, value in loop.strategy.module(spec.name).state_dict().items():
+            out[f"{spec.name}.{key}"] = value.detach().clone()
     return out
+
+
+def twin_config(root: Path, *overrides: str) -> Config:
+    """The test family (tests/twin_family.py) on the same shards and sizes as ``tiny_config``."""
+    from twin_family import registered
+
+    registered()
+    return load_config(None, [
+        "model.recipe=twin_test", f"data.manifest=file://{root}/shards/train/manifest.json", "data.val_manifest=",
+        "data.loader_workers=0", "data.augment=false", "data.image_size=64x48", f"data.batch_size={2 * B}",
+        "tracking.enabled=false", "precision.mode=fp32", f"train.steps={STEPS}", "train.grad_accum=1",
+        "train.deterministic=true", "train.log_every=1000", "train.sample_every=0", "train.lr_plateau_patience=0",
+        "checkpoint.every_n_steps=1000", *overrides,
+    ])
+
+
+CONFIGS = {"unet_sa": tiny_config, "twin_test": twin_config}
 
 
 def _run(cfg: Config, data, rank: int = 0, world: int = 1, hooks: LoopHooks | None = None,
@@ -106,11 +120,14 @@ def _run(cfg: Config, data, rank: int = 0, world: int = 1, hooks: LoopHooks | No
 
 def _ddp_worker(rank: int, port: int, cfg_dict: dict, batches: list, out: str) -> None:
     from orchestrator.config import config_from_dict
+    from twin_family import registered
 
+    registered()  # a spawned process starts with the registry of the project's families only
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
-        loop = _run(config_from_dict(cfg_dict), FixedBatches(batches, parts=2, part=rank), rank=rank, world=2)
+        cfg = config_from_dict(cfg_dict)
+        loop = _run(cfg, FixedBatches(batches, world=2, rank=rank, accum=cfg.train.grad_accum), rank=rank, world=2)
         torch.save(_params(loop), out.replace("rank0", f"rank{rank}"))
     finally:
         dist.destroy_process_group()
@@ -124,13 +141,18 @@ def _free_port() -> int:
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst <= ATOL, f"largest parameter difference {worst:.3g} > {ATOL}"
+    diffs = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
+    worst = max(diffs, key=diffs.get)
+    assert diffs[worst] <= ATOL, f"largest parameter difference {diffs[worst]:.3g} > {ATOL} ({worst})"
 
 
-def test_two_ddp_workers_equal_one_worker_with_double_batch(shards, full_batches, tmp_path):
-    single = _params(_run(tiny_config(shards), FixedBatches(full_batches)))
-    cfg = tiny_config(shards, f"data.batch_size={B}")
+@pytest.mark.parametrize("recipe, accum", [("unet_sa", 1), ("twin_test", 2)])
+def test_two_ddp_workers_equal_one_worker_with_double_batch(shards, full_batches, tmp_path, recipe, accum):
+    """``twin_test``: two generators stepped by one phase (one on AdamW with weight decay and linear
+    decay) against two discriminators, with gradient accumulation 2 on each of the two workers."""
+    config = CONFIGS[recipe]
+    single = _params(_run(config(shards), FixedBatches(full_batches)))
+    cfg = config(shards, f"data.batch_size={B // accum}", f"train.grad_accum={accum}")
     out = tmp_path / "rank0.pt"
     mp.spawn(_ddp_worker, args=(_free_port(), cfg.to_dict(), full_batches, str(out)), nprocs=2, join=True)
     ddp = torch.load(out)
@@ -138,14 +160,16 @@ def test_two_ddp_workers_equal_one_worker_with_double_batch(shards, full_batches
     other = torch.load(tmp_path / "rank1.pt")  # parameters *and buffers* (spectral-norm u, v) agree bit for bit,
     assert all(torch.equal(ddp[k], other[k]) for k in ddp)  # with no per-forward buffer broadcast
     assert any(k.endswith("weight_u") or k.endswith("_u") for k in ddp), "expected spectral-norm buffers in D"
-    initial = _params(GanLoop(tiny_config(shards), WorkerContext()))
-    assert any((ddp[k] - initial[k]).abs().max() > 1e-4 for k in ddp), "training did not change the weights"
+    initial = _params(GanLoop(config(shards), WorkerContext()))
+    moved = {k.split(".")[0] for k in ddp if (ddp[k].float() - initial[k].float()).abs().max() > 1e-4}
+    assert moved == {s.name for s in GanLoop(config(shards), WorkerContext()).recipe.networks}, \
+        f"only {sorted(moved)} changed in training"
 
 
 def test_grad_accum_two_equals_double_batch(shards, full_batches):
     single = _params(_run(tiny_config(shards), FixedBatches(full_batches)))
     accum = _params(_run(tiny_config(shards, f"data.batch_size={B}", "train.grad_accum=2"),
-                         FixedBatches(full_batches, parts=2)))
+                         FixedBatches(full_batches, accum=2)))
     _assert_close(accum, single)
 
 
@@ -212,7 +236,7 @@ def test_preflight_rejects_bad_runs_before_any_worker(shards):
     from orchestrator.jobs.preflight import preflight
 
     manifest = f"data.manifest=file://{shards}/shards/train/manifest.json"
-    with pytest.raises(ConfigError, match=r"unknown recipe 'pix2pix'; allowed: \['unet_sa'"):
+    with pytest.raises(ConfigError, match=r"unknown recipe 'pix2pix'; allowed: \[.*'unet_sa'"):
         preflight(load_config(None, ["model.recipe=pix2pix", manifest]), gpus_visible=0)
     with pytest.raises(ConfigError, match="model: unknown option"):
         preflight(load_config(None, ["model.recipe=unet_sa", "model.widht=3", manifest]), gpus_visible=0)
@@ -258,3 +282,109 @@ def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
             preflight(tiny_config(shards, f"model.recipe={WideInputs.name}"), gpus_visible=0)
     finally:
         unregister(WideInputs.name)
+
+
+def test_no_host_synchronisation_between_log_points(shards, full_batches, monkeypatch):
+    """Between two log points nothing reads a tensor on the host: ``.item()``, ``float()``,
+    ``.tolist()`` and ``.cpu()`` are patched and counted, outside the log points themselves.
+
+    Excluded: Adam's own step counters. torch keeps ``state["step"]`` on the host (unless the
+    optimizer is capturable) precisely so that reading it is no device synchronisation; on a CPU-only
+    machine every tensor is a host tensor, so those reads are told apart by identity.
+    """
+    cfg = twin_config(shards, "train.steps=6", "train.log_every=3", "train.grad_accum=2",
+                      "train.d_steps_per_g=2", f"data.batch_size={B // 2}", "train.ema_decay=0.5",
+                      "train.grad_clip=5.0")
+    loop = GanLoop(cfg, WorkerContext(), LoopHooks(train_data=FixedBatches(full_batches * 4, accum=2)))
+    state = {"counting": False, "calls": []}
+
+    def optimizer_steps() -> set[int]:
+        return {id(s["step"]) for name in loop.roles for s in loop.strategy.optimizer(name).state.values()
+                if "step" in s}
+
+    def counted(method):
+        original = getattr(torch.Tensor, method)
+
+        def wrapper(self, *args, **kwargs):
+            if state["counting"] and id(self) not in optimizer_steps():
+                state["calls"].append((method, tuple(self.shape), loop.position.step))
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    for method in ("item", "__float__", "tolist", "cpu"):
+        monkeypatch.setattr(torch.Tensor, method, counted(method))
+    log_point, optimizer_step = loop._log_point, loop._optimizer_step
+    logged = []
+
+    def step(batches):
+        state["counting"] = True
+        return optimizer_step(batches)
+
+    def log():
+        state["counting"] = False
+        logged.append(loop.position.step)
+        return log_point()
+
+    monkeypatch.setattr(loop, "_optimizer_step", step)
+    monkeypatch.setattr(loop, "_log_point", log)
+    result = loop.run()
+    assert logged == [3, 6] and result.steps_run == 6
+    assert state["calls"] == [], f"host reads between log points (method, shape, step): {state['calls'][:10]}"
+    losses = {k: v for k, v in result.last_metrics.items() if k.startswith("loss/")}
+    assert {"loss/G/l1", "loss/G/adv2", "loss/D/d1_real", "loss/D_total", "loss/G_total"} <= set(losses)
+    assert all(math.isfinite(v) for v in losses.values())
+    assert {"grad_norm/G1", "grad_norm/G2", "grad_norm/D1", "grad_norm/D2", "skipped/G2"} <= set(result.last_metrics)
+
+
+def test_optimizers_follow_the_recipe_then_the_config(shards):
+    """The recipe's per-network optimizer (twin's G2: AdamW, weight decay, linear decay) unless the
+    config says otherwise; the role shorthands and per-network keys; errors name the key."""
+    from orchestrator.config import ConfigError
+    from orchestrator.train.optim import LinearDecay, resolve_optimizers
+
+    loop = GanLoop(twin_config(shards, "train.lr_d=3e-4", "train.betas.D2=[0.0,0.9]"), WorkerContext())
+    g1, g2 = (loop.strategy.optimizer(n) for n in ("G1", "G2"))
+    assert type(g1) is torch.optim.Adam and type(g2) is torch.optim.AdamW
+    assert g2.param_groups[0]["weight_decay"] == 0.05 and g1.param_groups[0]["weight_decay"] == 0.0
+    assert g1.param_groups[0]["lr"] == 2e-4 and g2.param_groups[0]["lr"] == 5e-4  # project default, recipe's
+    assert all(loop.strategy.lr(d) == 3e-4 for d in ("D1", "D2"))  # train.lr_d: every discriminator
+    assert loop.strategy.optimizer("D2").param_groups[0]["betas"] == (0.0, 0.9)
+    assert loop.strategy.optimizer("D1").param_groups[0]["betas"] == (0.5, 0.999)
+    schedule = loop.schedules["G2"]
+    assert isinstance(schedule, LinearDecay)
+    assert [round(schedule.before_step(s) / 5e-4, 6) for s in (0, 1, 2, 3, 5, 6, 9)] == \
+        [1.0, 1.0, 0.8, 0.6, 0.2, 0.0, 0.0]  # keep 1 step, then to zero over 4 (CP-VTON's lambda)
+
+    settings = resolve_optimizers(twin_config(shards, "train.lr.G2=1e-3", "train.lr_g=7e-4",
+                                              "train.weight_decay.G2=0", "train.optimizer=adamw",
+                                              "train.schedule.G2=constant"), loop.recipe)
+    assert settings["G2"].lr == 1e-3 and settings["G1"].lr == 7e-4  # per network > shorthand > recipe
+    assert settings["G2"].weight_decay == 0.0 and settings["G2"].schedule == "constant"
+    assert {s.type for s in settings.values()} == {"adamw"}
+    with pytest.raises(ConfigError, match=r"train.lr: no network 'G3' in recipe 'twin_test' \(its networks: G1, G2, D1, D2\)"):
+        resolve_optimizers(twin_config(shards, "train.lr.G3=1e-3"), loop.recipe)
+    with pytest.raises(ConfigError, match=r"train.schedule.D1: plateau needs train.lr_plateau_patience >= 1"):
+        resolve_optimizers(twin_config(shards, "train.schedule.D1=plateau"), loop.recipe)
+
+
+def test_a_recipe_whose_phases_do_not_fit_its_networks_is_refused_at_registration():
+    from twin_family import TwinRecipe
+    from vton_models.recipe import Phase
+    from vton_models.registry import register
+
+    class Idle(TwinRecipe):
+        name = "twin_idle"
+        phases = (Phase("G", ("G1", "G2"), "g_losses"), Phase("D", ("D1",), "d_losses"))
+
+    class Twice(TwinRecipe):
+        name = "twin_twice"
+        phases = (Phase("G", ("G1", "G2"), "g_losses"), Phase("D", ("D1", "D2", "G1"), "d_losses"))
+
+    class Typo(TwinRecipe):
+        name = "twin_typo"
+        phases = (Phase("G", ("G1", "G2"), "g_loss"), Phase("D", ("D1", "D2"), "d_losses"))
+
+    for cls, message in ((Idle, r"\['D2'\] are stepped by no phase"), (Twice, "'G1' is stepped by phases 'G' and 'D'"),
+                         (Typo, "names loss method 'g_loss'")):
+        with pytest.raises(ValueError, match=message):
+            register(cls)

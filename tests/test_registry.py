@@ -132,7 +132,7 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
 
     from orchestrator.cli import main
     from orchestrator.train.data import manifest_sha256
-    from orchestrator.registry import METRIC_MODES, SWEEP_BEST_MODEL_TAG, SWEEP_BEST_VERSION_TAG
+    from orchestrator.registry.promotion import METRIC_MODES, SWEEP_BEST_MODEL_TAG, SWEEP_BEST_VERSION_TAG
 
     client = MlflowClient()
     name = new_model(setup, ["bad", "good", "good"])  # v3 has v2's exact weights
@@ -285,7 +285,7 @@ def test_the_claim_admits_one_writer_and_expires(stack):
 def test_promote_errors_name_the_problem_in_one_line(setup, capsys):
     from mlflow import MlflowClient
 
-    from orchestrator.registry import METRIC_MODES, SWEEP_BEST_VERSION_TAG
+    from orchestrator.registry.promotion import METRIC_MODES, SWEEP_BEST_VERSION_TAG
 
     client = MlflowClient()
     name = new_model(setup, ["good"])

@@ -261,7 +261,7 @@ def test_asha_sweep_logs_a_parent_run_with_four_children_and_the_best_models_ver
     assert parent.data.tags[BEST_MODEL_NAME_TAG] == f"vton-test-{name}"
     assert client.get_model_version(f"vton-test-{name}", best["model_version"]).run_id == best["mlflow_run_id"]
     # What `vton promote MODEL --from-sweep RUN_ID` takes as its candidate.
-    from orchestrator.registry import candidate_from_sweep
+    from orchestrator.registry.promotion import candidate_from_sweep
     assert candidate_from_sweep(client, f"vton-test-{name}", parent.info.run_id) == best["model_version"]
     artifacts = {a.path for folder in ("sweep", "best") for a in client.list_artifacts(parent.info.run_id, folder)}
     assert {"sweep/trials.png", "sweep/trials.csv", "sweep/space.yaml", "best/config.yaml"} <= artifacts

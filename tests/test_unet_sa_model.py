@@ -219,8 +219,9 @@ def test_registry() -> None:
     with pytest.raises(ValueError, match=r"unknown recipe 'nope'; allowed: \[.*'unet_sa'"):
         get_recipe("nope")
     recipe = make_recipe()
-    assert {s.name: (s.role, s.lr_key) for s in recipe.networks} == {
-        "G": ("generator", "train.lr_g"), "D": ("discriminator", "train.lr_d")}
+    assert {s.name: s.role for s in recipe.networks} == {"G": "generator", "D": "discriminator"}
+    assert [(p.name, p.networks, p.losses) for p in recipe.phases] == [("D", ("D",), "d_losses"),
+                                                                        ("G", ("G",), "g_losses")]
     assert recipe.representation.name == "unet_sa" and recipe.batch_fields["inputs"] == 41
     assert recipe.loss_weights == {"adv": 1.0, "vgg": 0.0, "l1": 10.0, "fm": 10.0,
                                    "d_real": 1.0, "d_fake": 1.0, "gp": 0.0}
@@ -248,7 +249,7 @@ def test_g_losses_are_finite_and_train_only_g() -> None:
     nets["D"].requires_grad_(False)  # what the loop does before the G phase
     terms, fake = recipe.g_losses(nets, recipe.inputs(make_batch()))
     assert set(terms) == {"adv", "l1", "fm"}  # vgg weight 0 -> VGG never built
-    assert recipe._vgg is None
+    assert recipe.perceptual._vgg is None
     assert fake.shape == (2, 3, 64, 48)
     assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
     recipe.weighted_sum(terms).backward()
@@ -300,7 +301,7 @@ def test_vgg_term_uses_a_frozen_lazily_built_vgg(torch_home) -> None:  # noqa: F
     nets["D"].requires_grad_(False)
     terms, _ = recipe.g_losses(nets, recipe.inputs(make_batch(b=1)))
     assert torch.isfinite(terms["vgg"]) and terms["vgg"] > 0
-    vgg = recipe._vgg
+    vgg = recipe.perceptual._vgg
     assert vgg is not None and not any(p.requires_grad for p in vgg.parameters())
     assert vgg.layer_weights == [1.0] * 5  # the paper's Eq. 25
     vgg_ids = {id(p) for p in vgg.parameters()}

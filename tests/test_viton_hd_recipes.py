@@ -42,12 +42,12 @@ def test_stage_trains_in_the_loop(recipe, shards):
         "checkpoint.every_n_steps=1000", *STAGES[recipe],
     ])
     loop = GanLoop(cfg, WorkerContext())
-    before = {k: v.clone() for k, v in loop.strategy.module(loop.g_name).state_dict().items()}
+    before = {k: v.clone() for k, v in loop.strategy.module("G").state_dict().items()}
     result = loop.run()
     assert result.steps_run == 3
     losses = {k: v for k, v in result.last_metrics.items() if k.startswith("loss/")}
     assert losses and all(math.isfinite(v) for v in losses.values()), losses
-    after = loop.strategy.module(loop.g_name).state_dict()
+    after = loop.strategy.module("G").state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
     if recipe == "viton_hd.alias":
         assert result.val_after["val/l1"] < result.val_before["val/l1"]

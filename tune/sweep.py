@@ -116,7 +116,7 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 
 def connect(cfg: Config) -> None:
     """Join the Ray cluster: ray.address, else RAY_ADDRESS, else the local stack's head."""
-    from orchestrator.jobs import PROJECT_ROOT, WORKING_DIR_EXCLUDES
+    from orchestrator.jobs.submit import PROJECT_ROOT, WORKING_DIR_EXCLUDES
     from orchestrator.jobs.launch import FORWARDED_ENV
 
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "") or os.environ.get("VTON_RAY_GCS_ADDRESS", "")

@@ -17,9 +17,10 @@ from vton_models.representation.base import Representation
 
 @dataclass(frozen=True)
 class Family:
-    """``importer``: a module with ``STAGES`` (stage -> the recipe its released checkpoint trains),
-    ``SOURCE`` (where the weights come from), ``load_all({stage: path})`` and ``CheckpointMismatch``;
-    None when the paper released no weights."""
+    """``importer``: a module with ``STAGE_FILES`` (stage -> what its released checkpoint is),
+    ``SOURCE`` (where the weights come from), ``load_all({stage: path}) -> {stage: network}`` and
+    ``CheckpointMismatch``; None when the paper released no weights. An imported stage is
+    registered with ``configs/<family>/<stage>.yaml``, the options it was released with."""
 
     name: str
     paper: str

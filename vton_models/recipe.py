@@ -1,17 +1,20 @@
-"""The recipe interface: everything the generic GAN loop needs to know about one model family.
+"""The recipe interface: everything the generic trainer needs to know about one stage of a family.
 
-The trainer (``orchestrator/train/loop.py``) knows nothing about try-on. Per micro-batch it calls
-``inputs`` -> ``d_losses`` -> ``g_losses`` and weights the returned terms with ``loss_weights``;
-the strategy does backward/step/accumulation/precision. Keeping the recipe a plain PyTorch object
-(no Ray, no MLflow, no DeepSpeed) lets the same family run under DDP, DeepSpeed, Tune or a bare
-loop in a benchmark.
+The trainer (``orchestrator/train/loop.py``) knows nothing about try-on. A recipe declares its
+networks (each with a role and its own optimizer defaults) and its *phases* as data, StyleGAN3
+style: an ordered list of (name, networks stepped, loss method, interval). Per micro-batch the
+trainer calls ``inputs`` once, then each phase's loss method; it weights the returned terms with
+``loss_weights`` and lets the strategy do backward / step / accumulation / precision for the
+networks of that phase; every other network is frozen during it. Keeping the recipe a plain
+PyTorch object (no Ray, no MLflow, no DeepSpeed) lets the same family run under DDP, DeepSpeed,
+Tune or a bare loop in a benchmark.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Union
 
 import torch
 from torch import nn
@@ -20,19 +23,77 @@ from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
 
+ROLES = ("generator", "discriminator")
+OPTIMIZERS = ("adam", "adamw")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A network's optimizer as its paper trains it; every field can be overridden from the config
+    (``train.optimizer|lr|betas|weight_decay|schedule.<network>``, see ``orchestrator.train.optim``).
+
+    ``None`` means "not stated by the recipe": the config's shorthand (``train.lr_g`` / ``train.lr_d``
+    by role, ``train.betas``) or the project default applies. ``weight_decay`` is Adam's L2 term for
+    ``adam`` and the decoupled decay for ``adamw``. ``schedule``: ``constant``, ``plateau``
+    (ReduceLROnPlateau on the held-out L1) or ``linear_decay(KEEP, DECAY)`` (constant for KEEP steps,
+    then linearly to zero over DECAY steps, CP-VTON's 100k + 100k).
+    """
+
+    type: str = "adam"
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float = 0.0
+    schedule: str | None = None
+
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """One trainable network of a recipe.
-
-    ``lr_key`` names the config value that holds its learning rate (``train.lr_g`` or
-    ``train.lr_d``), so that Tune can sweep it by name and PBT can re-apply it after an exploit.
-    ``role`` decides which phase steps it: generators in the G phase, discriminators in the D phase.
-    """
+    """One trainable network of a recipe. ``role`` (generator | discriminator) decides the defaults
+    it shares with its kind (``train.lr_g`` / ``train.lr_d``, EMA for generators, what a registered
+    model serves for generation) and how it behaves while frozen (see ``Phase``)."""
 
     name: str
     role: str  # "generator" | "discriminator"
-    lr_key: str
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"network {self.name!r}: role {self.role!r} is not one of {ROLES}")
+        if self.optimizer.type not in OPTIMIZERS:
+            raise ValueError(f"network {self.name!r}: optimizer {self.optimizer.type!r} is not one of {OPTIMIZERS}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a training step: the networks it steps and the loss that steps them.
+
+    ``losses`` names the recipe method computing the phase's terms, ``(nets, inputs) -> terms`` or
+    ``(terms, image)`` (the image is what sample grids show). ``every``: the phase runs on optimizer
+    steps ``step % every == 0``. A phase whose networks are all discriminators runs
+    ``train.d_steps_per_g`` rounds (each on fresh micro-batches) per step; the other phases run in
+    the last round. Within a micro-batch phases run in the declared order, and each network is
+    stepped once at the end of every round its phase ran in.
+
+    While a phase runs, every network it does not step is frozen: no gradients into its parameters.
+    A frozen discriminator's spectral-norm power iteration is paused too (it advances once per own
+    optimizer step, on the first micro-batch); a generator's advances on every training forward,
+    as in SPADE/VITON-HD, whose D step generates its fakes with G in training mode.
+    """
+
+    name: str
+    networks: tuple[str, ...]
+    losses: str
+    every: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.networks:
+            raise ValueError(f"phase {self.name!r} steps no network")
+        if self.every < 1:
+            raise ValueError(f"phase {self.name!r}: every must be >= 1, got {self.every}")
+
+
+#: What a phase's loss method returns: named unweighted terms, optionally with the generated image.
+PhaseLosses = Union[dict[str, Tensor], tuple[dict[str, Tensor], Tensor]]
 
 
 @dataclass
@@ -48,14 +109,16 @@ class RecipeContext:
 class Recipe(ABC):
     """A model family at one training stage.
 
-    Subclasses declare ``name``, ``networks``, ``default_loss_weights`` and ``representation``
-    (the family's input builder, an object from its ``inputs.py``, that makes their batch fields),
-    and implement the four methods below. Loss terms are returned *unweighted* and *named*; the
-    loop multiplies each by ``self.loss_weights[name]`` so every weight is a config value.
+    Subclasses declare ``name``, ``networks``, ``phases``, ``default_loss_weights`` and
+    ``representation`` (the family's input builder, an object from its ``inputs.py``, that makes
+    their batch fields), and implement the methods below plus each phase's loss method. Loss terms
+    are returned *unweighted* and *named*; the trainer multiplies each by
+    ``self.loss_weights[name]`` so every weight is a config value.
     """
 
     name: ClassVar[str]
     networks: ClassVar[tuple[NetworkSpec, ...]]
+    phases: ClassVar[tuple[Phase, ...]]
     default_loss_weights: ClassVar[dict[str, float]]
     representation: ClassVar[Representation]
     #: Batch fields (from the loader) this recipe reads, with their channel counts.
@@ -63,6 +126,11 @@ class Recipe(ABC):
     #: Earlier stages this one consumes as frozen networks: ``model.<key>`` option -> the recipe that
     #: must have produced the registered model named there.
     consumes: ClassVar[dict[str, str]] = {}
+    #: Networks this stage starts from an earlier stage's registered weights and keeps training
+    #: (``model.init.<network>``): network -> ``"<recipe>"`` or ``"<recipe>#<its network>"`` (default:
+    #: the same name). ``vton pipeline`` orders and wires stages by it; preflight checks the kind. Any
+    #: network may also be warm-started from any stage holding a network of the same shapes.
+    initializes: ClassVar[dict[str, str]] = {}
     #: Every ``model.*`` option the family understands (besides ``recipe``), with its default.
     default_model_options: ClassVar[dict[str, Any]] = {}
 
@@ -92,16 +160,6 @@ class Recipe(ABC):
         """Cheap tensor assembly on the training device (concatenation only, no decoding)."""
 
     @abstractmethod
-    def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Discriminator terms (e.g. ``d_real``, ``d_fake``, ``gp``); G is run under no_grad."""
-
-    @abstractmethod
-    def g_losses(
-        self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]
-    ) -> tuple[dict[str, Tensor], Tensor]:
-        """Generator terms and the generated image; D is frozen by the loop before this call."""
-
-    @abstractmethod
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         """The try-on image in [-1, 1], for evaluation, sample grids and inference."""
 
@@ -109,8 +167,8 @@ class Recipe(ABC):
         """The ground-truth image paired metrics compare ``generate`` against."""
         return inputs["person"]
 
-    def attach_stage(self, key: str, stage: "Recipe", network: nn.Module) -> None:
-        """Receive an earlier stage named in ``consumes`` (its recipe and its trained network, frozen).
+    def attach_stage(self, key: str, stage: "Recipe", networks: Mapping[str, nn.Module]) -> None:
+        """Receive an earlier stage named in ``consumes``: its recipe and its generators (frozen, by name).
 
         The orchestrator loads it from the model registry (``model.<key>``); recipes never read files.
         """
@@ -132,3 +190,39 @@ class Recipe(ABC):
         if missing:
             raise KeyError(f"recipe '{self.name}' returned loss term(s) {missing} with no weight")
         return sum(self.loss_weights[k] * v for k, v in terms.items())  # type: ignore[return-value]
+
+    # -- definition checks -----------------------------------------------------------------------
+
+    @classmethod
+    def check_definition(cls) -> None:
+        """The declared networks and phases fit together (run when the recipe is registered):
+        every network has a unique name and is stepped by exactly one phase, and every phase's loss
+        method exists. A typo here would otherwise surface as a network that silently never trains."""
+        names = [spec.name for spec in cls.networks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"recipe {cls.name!r}: duplicate network names {names}")
+        stepped: dict[str, str] = {}
+        for phase in cls.phases:
+            if not callable(getattr(cls, phase.losses, None)):
+                raise ValueError(f"recipe {cls.name!r}: phase {phase.name!r} names loss method {phase.losses!r}, "
+                                 "which the recipe does not define")
+            for net in phase.networks:
+                if net not in names:
+                    raise ValueError(f"recipe {cls.name!r}: phase {phase.name!r} steps unknown network {net!r} "
+                                     f"(networks: {names})")
+                if net in stepped:
+                    raise ValueError(f"recipe {cls.name!r}: network {net!r} is stepped by phases "
+                                     f"{stepped[net]!r} and {phase.name!r}; a network belongs to one phase")
+                stepped[net] = phase.name
+        idle = [n for n in names if n not in stepped]
+        if idle:
+            raise ValueError(f"recipe {cls.name!r}: network(s) {idle} are stepped by no phase")
+        if len({p.name for p in cls.phases}) != len(cls.phases):
+            raise ValueError(f"recipe {cls.name!r}: duplicate phase names {[p.name for p in cls.phases]}")
+
+    def spec(self, name: str) -> NetworkSpec:
+        return next(s for s in self.networks if s.name == name)
+
+    def generator_names(self) -> list[str]:
+        """The generator-role networks, in declaration order: what ``generate`` runs."""
+        return [s.name for s in self.networks if s.role == "generator"]

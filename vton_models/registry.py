@@ -26,6 +26,7 @@ def register(cls: type[Recipe]) -> type[Recipe]:
     existing = RECIPES.get(name)
     if existing is not None and existing is not cls:
         raise ValueError(f"register: recipe name '{name}' is taken by {existing.__module__}.{existing.__name__}")
+    cls.check_definition()
     RECIPES[name] = cls
     register_representation(cls.representation)
     return cls

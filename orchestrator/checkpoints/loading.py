@@ -37,19 +37,27 @@ def fetch_checkpoint(url: str, dest: Path) -> Path:
     return dest
 
 
-def generator_state(directory: Path, state: dict, strategy: str, g_name: str) -> dict[str, torch.Tensor]:
-    """The weights the loop exports: EMA if the run kept one, else the trained G."""
-    if state.get("ema") is not None:
-        return state["ema"]
+def generator_state(directory: Path, state: dict, strategy: str, g_name: str,
+                    first_generator: bool = True) -> dict[str, torch.Tensor]:
+    """The weights the trainer exports for generator ``g_name``: its EMA if the run kept one, else the
+    trained network. (Checkpoints written before several generators had one EMA state dict, of the
+    recipe's first generator, in place of a mapping by name.)"""
+    ema = state.get("ema")
+    if ema:
+        if all(torch.is_tensor(v) for v in ema.values()):
+            if first_generator:
+                return ema
+        elif g_name in ema:
+            return ema[g_name]
     if strategy == "deepspeed":
-        from orchestrator.checkpoints.zero_export import export_generator
+        from orchestrator.checkpoints.zero_export import export_network
 
-        return export_generator(directory, g_name)
+        return export_network(directory, g_name)
     return state["strategy"]["networks"][g_name]
 
 
 def load_checkpoint_generator(url: str):
-    """-> ``orchestrator.evaluate.LoadedModel`` for the generator saved in the checkpoint at ``url``."""
+    """-> ``LoadedModel`` of the generators saved in the checkpoint at ``url``."""
     from orchestrator.checkpoints.state import META_FILE, STATE_FILE, read_meta
     from orchestrator.config import config_from_dict
     from orchestrator.registry.models import LoadedModel
@@ -67,8 +75,10 @@ def load_checkpoint_generator(url: str):
                                   "checkpoints carried it); register the model and use --model instead")
         cfg = config_from_dict(meta.config)
         recipe = build_recipe_from_config(cfg)
-        g_name = next(s.name for s in recipe.networks if s.role == "generator")
         state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False)
-        generator = recipe.build_networks()[g_name]
-        generator.load_state_dict(generator_state(directory, state, meta.strategy, g_name))
-    return LoadedModel(generator.eval(), cfg, url)
+        fresh = recipe.build_networks()
+        networks = {}
+        for i, name in enumerate(recipe.generator_names()):
+            fresh[name].load_state_dict(generator_state(directory, state, meta.strategy, name, i == 0))
+            networks[name] = fresh[name].eval()
+    return LoadedModel(networks, cfg, url)

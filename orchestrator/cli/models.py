@@ -8,13 +8,63 @@ import json
 from orchestrator.cli.common import UserError
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
+def _stage(cls) -> dict:
+    """What a stage is, as ``vton models list`` shows it: networks, phases, inputs, what it builds on."""
+    networks = {}
+    for spec in cls.networks:
+        own = spec.optimizer
+        optimizer = {k: v for k, v in (("type", own.type), ("lr", own.lr), ("betas", own.betas),
+                                       ("weight_decay", own.weight_decay), ("schedule", own.schedule))
+                     if v not in (None, 0.0, "adam")}
+        networks[spec.name] = {"role": spec.role, **({"optimizer": optimizer} if optimizer else {})}
+    return {"networks": networks,
+            "phases": [{"name": p.name, "steps": list(p.networks), "losses": p.losses, "every": p.every}
+                       for p in cls.phases],
+            "representation": cls.representation.name, "device_form": cls.representation.has_device_form,
+            "consumes": dict(cls.consumes), "initializes": dict(cls.initializes)}
+
+
+def _families() -> list[dict]:
+    from vton_models.families import FAMILIES
     from vton_models.registry import RECIPES
 
+    listed = []
+    known = {r.name for f in FAMILIES for r in f.recipes}
+    for family in FAMILIES:
+        listed.append({"family": family.name, "paper": family.paper,
+                       "import": f"vton import {family.name.replace('_', '-')}" if family.importer else None,
+                       "stages": {r.name: _stage(r) for r in family.recipes}})
+    extra = {name: _stage(cls) for name, cls in sorted(RECIPES.items()) if name not in known}
+    if extra:  # registered at run time (a test's or a user's own recipe)
+        listed.append({"family": "(registered at run time)", "paper": "", "import": None, "stages": extra})
+    return listed
+
+
+def _print_families(families: list[dict]) -> None:
+    for family in families:
+        print(f"{family['family']}: {family['paper']}" + (f"   [{family['import']}]" if family["import"] else ""))
+        for name, stage in family["stages"].items():
+            nets = ", ".join(f"{n} ({info['role']}{'*' if 'optimizer' in info else ''})"
+                             for n, info in stage["networks"].items())
+            phases = " -> ".join(f"{p['name']}: [{', '.join(p['steps'])}]" + (f" every {p['every']}" if p["every"] > 1 else "")
+                                 for p in stage["phases"])
+            print(f"  {name:18s} {nets}")
+            print(f"  {'':18s} phases {phases};  inputs {stage['representation']}"
+                  + (" (device form)" if stage["device_form"] else ""))
+            links = [f"consumes {k}={v}" for k, v in stage["consumes"].items()]
+            links += [f"starts {k} from {v}" for k, v in stage["initializes"].items()]
+            if links:
+                print(f"  {'':18s} " + "; ".join(links))
+    print("* the recipe sets its own optimizer (vton models list --json shows it)")
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
-        for name, cls in sorted(RECIPES.items()):
-            nets = ", ".join(f"{s.name} ({s.role})" for s in cls.networks)
-            print(f"{name:16s} {nets}   representation={cls.representation.name}")
+        families = _families()
+        if args.json:
+            print(json.dumps(families, indent=2))
+        else:
+            _print_families(families)
         return 0
     from orchestrator.config import load_config
     from vton_models.registry import get_recipe
@@ -49,9 +99,10 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="registered recipes and their networks")
+    p = sub.add_parser("models", help="model families, their stages (recipes) and networks")
     models_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    models_sub.add_parser("list")
+    listing = models_sub.add_parser("list", help="families, their stages, networks and phases")
+    listing.add_argument("--json", action="store_true")
     summary = models_sub.add_parser("summary", help="parameter counts, channels, output shapes")
     summary.add_argument("recipe")
     summary.add_argument("overrides", nargs="*", help="e.g. model.variant=reduced data.image_size=512x384")

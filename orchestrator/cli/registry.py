@@ -9,16 +9,24 @@ from orchestrator.cli.common import UserError
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    """Check and load released VITON-HD checkpoints; with --register, register them in MLflow as
-    ``vton-viton_hd-<stage>`` with alias ``champion`` (what later stages consume)."""
-    from vton_models.families.viton_hd.importer import CheckpointMismatch, load_all
+    """Check and load a family's released checkpoints; with --register, register them in MLflow as
+    ``vton-<family>-<stage>`` with alias ``champion`` (what later stages consume)."""
+    from vton_models.registry import importers
 
-    paths = {stage: path for stage, path in (("seg", args.seg), ("gmm", args.gmm), ("alias", args.alias)) if path}
+    families = importers()
+    family = args.family.replace("-", "_")
+    if family not in families:
+        raise UserError(f"vton import {args.family}: no released weights to import for that family; families with "
+                        f"an importer: {', '.join(f.replace('_', '-') for f in families) or 'none'}")
+    importer = families[family].importer
+    args = _import_parser(family, importer).parse_args(args.options)
+    paths = {stage: getattr(args, stage) for stage in importer.STAGE_FILES if getattr(args, stage)}
     if not paths:
-        raise UserError("vton import viton-hd: give at least one of --seg, --gmm, --alias")
+        options = ", ".join(f"--{stage}" for stage in importer.STAGE_FILES)
+        raise UserError(f"vton import {family.replace('_', '-')}: give at least one of {options}")
     try:
-        nets = load_all(paths)
-    except (CheckpointMismatch, FileNotFoundError) as exc:
+        nets = importer.load_all(paths)
+    except (importer.CheckpointMismatch, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     for stage, net in nets.items():
         print(f"{stage}: {paths[stage]} loaded ({sum(p.numel() for p in net.parameters()):,} parameters)")
@@ -28,9 +36,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from orchestrator.registry.importing import register_imported
 
     apply_stack_env()
-    for stage, uri in register_imported(nets, paths, args.name_prefix).items():
+    for stage, uri in register_imported(family, nets, paths, args.name_prefix).items():
         print(f"registered {uri} as models:/{uri.split('/')[1]}@champion ({stage})")
     return 0
+
+def _import_parser(family: str, importer) -> argparse.ArgumentParser:
+    """The options of ``vton import FAMILY``, from the family's importer (built only when used: the
+    families import torch, and `vton --help` must stay fast)."""
+    command = argparse.ArgumentParser(prog=f"vton import {family.replace('_', '-')}", description=importer.SOURCE)
+    for stage, what in importer.STAGE_FILES.items():
+        command.add_argument(f"--{stage}", help=what)
+    command.add_argument("--register", action="store_true", help=f"register as vton-{family}-<stage>@champion")
+    command.add_argument("--name-prefix", default=f"vton-{family}", help="registered names: <prefix>-<stage>")
+    return command
+
 
 def _cmd_promote(args: argparse.Namespace) -> int:
     """Thin: options -> orchestrator.registry.promote / rollback -> table or JSON."""
@@ -68,14 +87,10 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import released checkpoints (viton-hd) onto our networks")
-    import_sub = p.add_subparsers(dest="source", required=True)
-    vhd = import_sub.add_parser("viton-hd", help="seg_final.pth / gmm_final.pth / alias_final.pth")
-    vhd.add_argument("--seg", help="official SegGenerator state dict")
-    vhd.add_argument("--gmm", help="official GMM state dict")
-    vhd.add_argument("--alias", help="official ALIASGenerator state dict")
-    vhd.add_argument("--register", action="store_true", help="register as vton-viton_hd-<stage>@champion")
-    vhd.add_argument("--name-prefix", default="vton-viton_hd", help="registered names: <prefix>-<stage>")
+    p = sub.add_parser("import", help="import a paper's released checkpoints onto our networks "
+                                      "(`vton import FAMILY --help` lists its files, e.g. viton-hd)")
+    p.add_argument("family", help="a family with released weights, e.g. viton-hd")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="--<stage> FILE ... [--register] [--name-prefix P]")
     p.set_defaults(handler=_cmd_import)
 
     p = sub.add_parser("promote", help="gate a model version into @champion (or --rollback)")

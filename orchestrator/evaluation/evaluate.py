@@ -146,7 +146,6 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     cfg = model.config
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
-    g_name = model.generator_name
     suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims))
     representation = cfg.data.representation or recipe.representation.name
     with torch.no_grad():
@@ -154,7 +153,7 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
                                   tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
                                   task.batch_size):
             inputs = recipe.inputs(batch)
-            fake = to_unit_range(recipe.generate({g_name: model.generator}, inputs))
+            fake = to_unit_range(recipe.generate(model.networks, inputs))
             real = to_unit_range(recipe.target(inputs))
             suite.update(fake, real, list(batch["__key__"]), batch["parse"])
     return suite.state_dict()

@@ -151,7 +151,7 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
                                                           sigma=cfg.data.pose_sigma) for p in chunk]
             batch = collate(arrays, [p.key for p in chunk])
             inputs = recipe.inputs(batch)
-            fake = recipe.generate({model.generator_name: model.generator}, inputs).clamp(-1, 1)
+            fake = recipe.generate(model.networks, inputs).clamp(-1, 1)
             for i, p in enumerate(chunk):
                 rgb = ((fake[i].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
                 path = out / f"{p.key}.png"

@@ -1,10 +1,11 @@
 """`vton pipeline DIR`: the stages of a multi-stage family, in order, each a Ray Train job.
 
-Why a pipeline is more than a loop over configs: a later stage consumes an earlier one
-(``model.gmm`` of ``viton_hd.alias``), and it must consume *exactly the version this pipeline just
-registered*, not whatever ``@champion`` points at when the job starts. So stages are ordered by
-what their recipes consume, and each consumed key the user did not set is filled with
-``models:/NAME/VERSION`` of the stage run before it. Every config is checked on this machine before
+Why a pipeline is more than a loop over configs: a later stage consumes an earlier one frozen
+(``model.gmm`` of ``viton_hd.alias``) or starts its networks from an earlier one's weights
+(``Recipe.initializes``: ``model.init.<network>``), and it must use *exactly the version this
+pipeline just registered*, not whatever ``@champion`` points at when the job starts. So stages are
+ordered by what their recipes consume and initialize from, and each such key the user did not set
+is filled with ``models:/NAME/VERSION`` (``#NETWORK`` for a warm start) of the stage run before it. Every config is checked on this machine before
 the first job is submitted: a typo in the last stage must not cost the first stage's training.
 
 Overrides apply to every stage (``data.manifest=...``) or to one (``gmm:train.steps=10``).
@@ -25,6 +26,14 @@ class Stage:
     path: Path
     cfg: Config
     consumes: dict[str, str] = field(default_factory=dict)  # model.<key> -> recipe it needs
+    initializes: dict[str, str] = field(default_factory=dict)  # network -> "recipe[#network]" it starts from
+
+    def needs(self) -> dict[str, str]:
+        """Recipes this stage waits for: each consumed key and warm start the config leaves unset."""
+        out = {f"model.{k}": r for k, r in self.consumes.items() if not self.cfg.model.options.get(k)}
+        out.update({f"model.init.{n}": s.partition("#")[0] for n, s in self.initializes.items()
+                    if n not in self.cfg.model.init})
+        return out
 
 
 @dataclass
@@ -66,14 +75,14 @@ def load_stages(directory: str | Path, overrides: Sequence[str] = ()) -> list[St
             recipe = build_recipe_from_config(cfg)
         except (ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: {str(exc).strip(chr(39))}") from None
-        stages.append(Stage(path.stem, path, cfg, dict(recipe.consumes)))
+        stages.append(Stage(path.stem, path, cfg, dict(recipe.consumes), dict(recipe.initializes)))
     by_recipe = {s.cfg.model.recipe: s for s in stages}
     if len(by_recipe) != len(stages):
         raise ConfigError(f"pipeline {directory}: two stage configs train the same recipe")
     ordered: list[Stage] = []
     while len(ordered) < len(stages):  # consumed stages first; a cycle cannot be ordered
         ready = [s for s in stages if s not in ordered and all(
-            by_recipe[r] in ordered for k, r in s.consumes.items() if r in by_recipe and not s.cfg.model.options.get(k))]
+            by_recipe[r] in ordered for r in s.needs().values() if r in by_recipe)]
         if not ready:
             raise ConfigError(f"pipeline {directory}: stages consume each other in a cycle")
         ordered.extend(ready)
@@ -94,7 +103,8 @@ def check_stages(stages: Sequence[Stage], gpus_visible: int | None = None) -> No
 
 def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print
                  ) -> list[StageResult]:
-    """Submit the stages one after another, wiring each consumed key to the version just registered."""
+    """Submit the stages one after another, wiring each consumed key and warm start to the version just
+    registered."""
     from orchestrator.jobs import submit as jobs
     from orchestrator.registry.tracking import registered_model_name
 
@@ -105,6 +115,11 @@ def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: C
             if not stage.cfg.model.options.get(key) and recipe in produced:
                 stage.cfg.model.options[key] = produced[recipe]
                 say(f"==> {stage.name}: model.{key} = {produced[recipe]}")
+        for network, source in stage.initializes.items():
+            recipe, _, source_network = source.partition("#")
+            if network not in stage.cfg.model.init and recipe in produced:
+                stage.cfg.model.init[network] = f"{produced[recipe]}#{source_network or network}"
+                say(f"==> {stage.name}: model.init.{network} = {stage.cfg.model.init[network]}")
         client, job_id = jobs.submit(stage.cfg)
         say(f"==> {stage.name}: job {job_id} ({stage.cfg.model.recipe}, {stage.cfg.train.steps} steps)")
         outcome = jobs.wait(client, job_id, on_line)

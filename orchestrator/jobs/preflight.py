@@ -21,7 +21,8 @@ def preflight(cfg: Config, gpus_visible: int | None) -> None:
     own preflight on the cluster checks the environment again.
     """
     from orchestrator.recipes import build_recipe_from_config
-    from orchestrator.registry.stages import pin_consumed_stages
+    from orchestrator.registry.stages import pin_consumed_stages, pin_initial_weights
+    from orchestrator.train.optim import resolve_optimizers
 
     if gpus_visible is not None:
         validate_environment(cfg, gpus_visible)
@@ -29,10 +30,13 @@ def preflight(cfg: Config, gpus_visible: int | None) -> None:
         recipe = build_recipe_from_config(cfg)
     except (ValueError, KeyError) as exc:
         raise ConfigError(str(exc).strip("'\"")) from None
+    resolve_optimizers(cfg, recipe)  # per-network keys name networks of this recipe
     if cfg.strategy.name == "deepspeed":
         _check_deepspeed(cfg, recipe)
     for key, uri in pin_consumed_stages(cfg, recipe).items():
         log.info("model.%s pinned to %s", key, uri)
+    for network, uri in pin_initial_weights(cfg, recipe).items():
+        log.info("model.init.%s pinned to %s", network, uri)
     if not cfg.data.manifest:
         raise ConfigError("data.manifest is empty: point it at a manifest.json written by `vton shard build`")
     _check_data_fits_model(cfg, recipe)
@@ -43,9 +47,11 @@ def _check_deepspeed(cfg: Config, recipe) -> None:
 
     if cfg.precision.mode == "fp16" and not cfg.ray.use_gpu:
         raise ConfigError(
-            "precision.mode: 'fp16' with strategy.name=deepspeed needs GPUs: DeepSpeed's fp16 optimizer refuses "
-            "the CPU accelerator ('Type fp16 is not supported on your device'). On CPU use precision.mode=bf16 "
-            "or fp32 (or strategy.name=ddp for fp16 autocast + GradScaler); on GPUs set ray.use_gpu=true")
+            "precision.mode: 'fp16' with strategy.name=deepspeed needs GPUs: DeepSpeed's fp16 casts the networks "
+            "to half precision, which its CPU accelerator refuses on most CPUs ('Type fp16 is not supported on "
+            "your device'; only AVX512-FP16 ones take it) and which vton does not train on CPU. On CPU use "
+            "precision.mode=bf16 or fp32 (or strategy.name=ddp for fp16 autocast + GradScaler); on GPUs set "
+            "ray.use_gpu=true")
     if cfg.precision.mode == "fp16" and math.log2(cfg.precision.init_scale) % 1 != 0:
         raise ConfigError(f"precision.init_scale: {cfg.precision.init_scale} must be a power of two with "
                           "strategy.name=deepspeed (DeepSpeed configures it as fp16.initial_scale_power)")
@@ -55,6 +61,14 @@ def _check_deepspeed(cfg: Config, recipe) -> None:
             "strategy.name=deepspeed: its double backward (torch.autograd.grad through D's engine) runs DeepSpeed's "
             "backward hooks outside engine.backward, which raises at ZeRO 0 and is not a supported gradient path "
             "at ZeRO 1/2. Set loss.weights.gp=0 or use strategy.name=ddp")
+    if cfg.precision.mode == "fp16":
+        shared = [p.name for p in recipe.phases if len(p.networks) > 1]
+        if shared:
+            raise ConfigError(
+                f"precision.mode: 'fp16' with strategy.name=deepspeed cannot train phase(s) {shared} of recipe "
+                f"'{recipe.name}', which step several networks with one loss: each DeepSpeed engine scales its "
+                "own loss, and the shared gradients would be formed before those scales. Use precision.mode=bf16, "
+                "or strategy.name=ddp (one GradScaler per network)")
     load_override(cfg)  # a missing or malformed strategy.deepspeed_config fails here, not on the workers
 
 def _check_data_fits_model(cfg: Config, recipe) -> None:

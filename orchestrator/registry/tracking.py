@@ -18,6 +18,8 @@ from torch import nn
 from orchestrator.config import Config
 
 RUN_NAME_TAG = "vton.run_name"
+#: Every network's weights of a registered stage: an extra file of the logged model.
+STAGE_WEIGHTS = "stage_weights.pt"
 
 
 def sample_grid(panels: Sequence[torch.Tensor], max_rows: int = 4) -> np.ndarray:
@@ -57,7 +59,11 @@ class NullTracker:
 
     def log_sample_grid(self, image: np.ndarray, step: int) -> None: ...
 
-    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str]) -> str | None:
+    def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
+                  cfg: Config, tags: Mapping[str, str]) -> str | None:
+        return None
+
+    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str], name: str = "G") -> str | None:
         return None
 
     def close(self, status: str = "FINISHED") -> None: ...
@@ -105,24 +111,33 @@ class MlflowTracker(NullTracker):
     def log_sample_grid(self, image: np.ndarray, step: int) -> None:
         self._mlflow.log_image(image, key="samples", step=step)
 
-    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str]) -> str | None:
-        """Log G as an MLflow PyTorch model and register it; returns the registered version."""
+    def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
+                  cfg: Config, tags: Mapping[str, str]) -> str | None:
+        """Log a trained stage as an MLflow PyTorch model and register it; returns the version.
+
+        The model is what generation runs: the generator itself, or an ``nn.ModuleDict`` of them
+        when the stage has several ("pickle" keeps real modules: fine-tunable, needs vton-train
+        where it is loaded). Beside it, as an extra file of the same model, ``STAGE_WEIGHTS``
+        holds every network's plain state dict (discriminators too) and the EMA copies, so any
+        later stage can start from any of them (``model.init.<network>``) and the weights survive
+        any later change to the network classes.
+        """
         import mlflow.pytorch
         from mlflow import MlflowClient
 
         name = registered_model_name(cfg) if cfg.tracking.register_model else None
-        generator = generator.cpu().eval()
-        # "pickle" keeps a real nn.Module (fine-tunable; needs vton-train where it is loaded). The
-        # plain state dict beside it survives any later change to the network classes.
-        info = mlflow.pytorch.log_model(
-            generator, name="generator", registered_model_name=name, serialization_format="pickle",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-            metadata={"vton_config": cfg.to_dict(), **tags},
-        )
+        served = {n: g.cpu().eval() for n, g in generators.items()}
+        model = next(iter(served.values())) if len(served) == 1 else nn.ModuleDict(served)
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "generator_state_dict.pt")
-            torch.save(generator.state_dict(), path)
-            self._mlflow.log_artifact(path, "generator_weights")
+            path = os.path.join(tmp, STAGE_WEIGHTS)
+            torch.save({"generators": sorted(served), "networks": dict(weights.get("networks", {})),
+                        "ema": dict(weights.get("ema", {}))}, path)
+            info = mlflow.pytorch.log_model(
+                model, name="generator", registered_model_name=name, serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                metadata={"vton_config": cfg.to_dict(), "vton_generators": sorted(served), **tags},
+                extra_files=[path],
+            )
         if name is None:
             return None
         version = str(info.registered_model_version)
@@ -131,6 +146,10 @@ class MlflowTracker(NullTracker):
             client.set_model_version_tag(name, version, key, value)
         self._mlflow.set_tags({"vton.registered_model": name, "vton.registered_version": version})
         return version
+
+    def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str], name: str = "G") -> str | None:
+        """A stage made of one generator and nothing else (an import of released weights)."""
+        return self.log_stage({name: generator}, {"networks": {name: generator.state_dict()}}, cfg, tags)
 
     def close(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)

@@ -1,12 +1,15 @@
-"""The per-worker GAN loop: one loop for every recipe, DDP or DeepSpeed, any precision.
+"""The per-worker trainer: one loop for every recipe, any number of networks, DDP or DeepSpeed, any precision.
 
-Per optimizer step (StyleGAN3's training_loop.py is the model): ``d_steps_per_g`` rounds of
-``grad_accum`` micro-batches; in every round D's loss is accumulated, and in the last round G's
-loss too, per micro-batch, D frozen while G's loss flows through it. The strategy all-reduces
-gradients only on the last micro-batch of a round (``no_sync`` on the others) and steps each
-network once per round. Everything try-on specific lives in the recipe; everything
-cluster-specific (Ray, storage) arrives through ``WorkerContext``, so the same function runs
-under Ray Train, in a bare process (benchmarks, tests) or under Tune.
+A training step is the recipe's phases, as data (StyleGAN3's ``training_loop.py`` is the model):
+``train.d_steps_per_g`` rounds for the phases that step only discriminators (the others run in the
+last round), each round ``train.grad_accum`` micro-batches; per micro-batch every active phase in
+its declared order computes its loss and backpropagates it into the networks it steps, all other
+networks frozen; the strategy all-reduces gradients only on a round's last micro-batch
+(``no_sync`` on the others) and steps each network at the end of every round its phase ran in.
+Statistics stay on the device until a log point (``stats.TrainingStats``). Everything try-on
+specific lives in the recipe; everything cluster-specific (Ray, storage) arrives through
+``WorkerContext``, so the same function runs under Ray Train, in a bare process (benchmarks,
+tests) or under Tune.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from orchestrator.checkpoints.state import (
@@ -31,16 +33,20 @@ from orchestrator.checkpoints.state import (
     restore_rng_states,
     write_checkpoint,
 )
-from orchestrator.config import Config
-from orchestrator.train.data import make_train_stream, manifest_sha256
-from orchestrator.train.freezing import frozen, power_iteration_paused
-from orchestrator.train.precision import Precision
-from orchestrator.registry.stages import attach_consumed_stages
-from orchestrator.train.strategy import Strategy, build_strategy
-from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
-from orchestrator.train.validation import Validator
+from orchestrator.config import Config, config_from_dict
 from orchestrator.recipes import build_recipe_from_config
-from vton_models.recipe import Recipe
+from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
+from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
+from orchestrator.train.data import make_train_stream, manifest_sha256
+from orchestrator.train.ema import NetworkEMA
+from orchestrator.train.freezing import frozen, power_iteration_paused
+from orchestrator.train.optim import build_schedule, resolve_optimizers
+from orchestrator.train.precision import Precision
+from orchestrator.train.stats import TrainingStats
+from orchestrator.train.strategy import Strategy, build_strategy
+from orchestrator.train.validation import Validator
+from vton_models.recipe import Phase
+
 
 @dataclass
 class WorkerContext:
@@ -83,36 +89,8 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class GeneratorEMA:
-    """Exponential moving average of G's weights, used for evaluation and the exported model."""
-
-    def __init__(self, generator: nn.Module, decay: float) -> None:
-        """``generator``: a fresh, plain copy (not a strategy's wrapped module, see ``_plain_copy``)."""
-        self.decay = decay
-        self.module = generator.eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, generator: nn.Module) -> None:
-        for ema_p, p in zip(self.module.parameters(), generator.parameters()):
-            ema_p.lerp_(p.detach(), 1.0 - self.decay)
-        for ema_b, b in zip(self.module.buffers(), generator.buffers()):
-            ema_b.copy_(b)
-
-
 def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def _single(recipe: Recipe, role: str, optional: bool = False) -> str | None:
-    """The one network of ``role``; with ``optional``, None when the recipe has none (e.g. a GMM stage
-    trained by regression alone: no D phase is run rather than stepping a D whose losses weigh 0)."""
-    names = [spec.name for spec in recipe.networks if spec.role == role]
-    if optional and not names:
-        return None
-    if len(names) != 1:
-        raise ValueError(f"recipe '{recipe.name}' has {len(names)} {role} networks {names}; the loop steps "
-                         f"exactly one per role (wrap several heads in one module)")
-    return names[0]
 
 
 class GanLoop:
@@ -123,22 +101,21 @@ class GanLoop:
             torch.use_deterministic_algorithms(True)
         self.recipe = build_recipe_from_config(cfg)
         attach_consumed_stages(self.recipe)  # frozen earlier stages from the registry, if any
-        self.g_name = _single(self.recipe, "generator")
-        self.d_name = _single(self.recipe, "discriminator", optional=True)
+        self.roles = {spec.name: spec.role for spec in self.recipe.networks}
+        self.optimizers = resolve_optimizers(cfg, self.recipe)
         nets = self.recipe.build_networks()
-        self.precision = Precision(cfg.precision.mode, ctx.device, [s.name for s in self.recipe.networks],
+        load_initial_weights(nets, cfg.model.init)  # trainable warm start; a checkpoint resume overrides it
+        self.precision = Precision(cfg.precision.mode, ctx.device, list(self.roles),
                                    cfg.precision.init_scale, cfg.precision.growth_interval)
-        self.strategy = build_strategy(cfg, nets, self.recipe.networks, ctx.device, self.precision)
-        self.ema = GeneratorEMA(self._plain_copy(self.strategy.module(self.g_name)), cfg.train.ema_decay) \
-            if cfg.train.ema_decay > 0 else None
-        self.schedulers = {}
-        if cfg.train.lr_plateau_patience > 0:
-            self.schedulers = {
-                spec.name: torch.optim.lr_scheduler.ReduceLROnPlateau(
-                    self.strategy.optimizer(spec.name), mode="min", factor=cfg.train.lr_plateau_factor,
-                    patience=cfg.train.lr_plateau_patience)
-                for spec in self.recipe.networks
-            }
+        self.strategy = build_strategy(cfg, nets, self.recipe.networks, self.optimizers, ctx.device, self.precision)
+        self.emas: dict[str, NetworkEMA] = {}
+        if cfg.train.ema_decay > 0:
+            fresh = self.recipe.build_networks()
+            for name in self.recipe.generator_names():
+                self.emas[name] = NetworkEMA(self._plain_copy(name, fresh), cfg.train.ema_decay)
+        self.schedules = {name: build_schedule(cfg, settings, self.strategy.optimizer(name))
+                          for name, settings in self.optimizers.items()}
+        self.stats = TrainingStats(ctx.device)
         self.position = TrainingPosition()
         self.val_before: dict[str, float] | None = None  # held-out metrics of the untrained model
         self.resume_metrics: dict[str, float | str] = {}  # where this attempt continued from (reports)
@@ -159,11 +136,12 @@ class GanLoop:
                              f"not '{self.recipe.name}'")
         self.strategy.load_state_dict(state["strategy"])
         self.strategy.load_from(directory, self.ctx.rank)  # collective for DeepSpeed: every rank
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.module.load_state_dict(state["ema"])
-        for name, sched_state in state.get("schedulers", {}).items():
-            if name in self.schedulers:
-                self.schedulers[name].load_state_dict(sched_state)
+        for name, ema_state in _ema_states(state.get("ema"), self.recipe.generator_names()).items():
+            if name in self.emas:
+                self.emas[name].module.load_state_dict(ema_state)
+        for name, schedule_state in state.get("schedulers", {}).items():
+            if name in self.schedules:
+                self.schedules[name].load_state_dict(schedule_state)
         self.position = meta.position
         self.val_before = meta.val_before
         self.resume_metrics = self._apply_configured_lrs(meta.config)
@@ -179,8 +157,8 @@ class GanLoop:
     def _shared_state(self) -> dict:
         return {
             "strategy": self.strategy.state_dict(),
-            "ema": self.ema.module.state_dict() if self.ema else None,
-            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+            "ema": {name: ema.module.state_dict() for name, ema in self.emas.items()} or None,
+            "schedulers": {name: s.state_dict() for name, s in self.schedules.items()},
         }
 
     def _save_and_report(self, metrics: dict[str, float]) -> None:
@@ -198,26 +176,30 @@ class GanLoop:
         differ from the ones the checkpoint was written with.
 
         PBT copies a donor trial's checkpoint into a trial with perturbed rates; the loaded optimizer
-        state carries the donor's rates, so without this a perturbed ``train.lr_*`` would silently be
-        the donor's (Ray's PBT-DCGAN example re-applies them the same way). Loss weights need nothing:
-        the recipe reads them from this run's config, never from a checkpoint. A plain resume (same
-        configured rates) keeps what the optimizer had, e.g. rates a plateau scheduler lowered.
-        Returns ``resume/*`` report values: the step and run continued from, and the rate now in
-        each optimizer (with the checkpoint's configured rate where it was replaced).
+        state carries the donor's rates, so without this a perturbed ``train.lr*`` would silently be
+        the donor's (Ray's PBT-DCGAN example re-applies them the same way). Every network's rate is
+        compared as the two configs resolve it (``train.lr.<network>``, ``lr_g`` / ``lr_d``, the
+        recipe's). Loss weights need nothing: the recipe reads them from this run's config, never
+        from a checkpoint. A plain resume (same configured rates) keeps what the optimizer had, e.g.
+        rates a plateau scheduler lowered. Returns ``resume/*`` report values: the step and run
+        continued from, and the rate now in each optimizer (with the checkpoint's configured rate
+        where it was replaced).
         """
         out: dict[str, float | str] = {"resume/step": float(self.position.step)}
+        before: dict[str, float] = {}
         if written:
             out["resume/from"] = str(written.get("name", ""))
+            try:
+                before = {n: s.lr for n, s in resolve_optimizers(config_from_dict(written), self.recipe).items()}
+            except ValueError:  # a config this version can no longer read: nothing to compare against
+                before = {}
         replaced = []
-        for spec in self.recipe.networks:
-            section, key = spec.lr_key.split(".")
-            configured = float(getattr(getattr(self.cfg, section), key))
-            before = (written or {}).get(section, {}).get(key)
-            if before is not None and float(before) != configured:
-                self.strategy.set_lr(spec.name, configured)
-                out[f"resume/checkpoint_lr/{spec.name}"] = float(before)
-                replaced.append(f"{spec.name} {configured:.3g} (checkpoint: {float(before):.3g})")
-            out[f"resume/lr/{spec.name}"] = float(self.strategy.optimizer(spec.name).param_groups[0]["lr"])
+        for name, settings in self.optimizers.items():
+            if name in before and before[name] != settings.lr:
+                self.strategy.set_lr(name, settings.lr)
+                out[f"resume/checkpoint_lr/{name}"] = float(before[name])
+                replaced.append(f"{name} {settings.lr:.3g} (checkpoint: {before[name]:.3g})")
+            out[f"resume/lr/{name}"] = self.strategy.lr(name)
         if replaced and self.ctx.rank == 0:
             print(f"[vton] learning rates from this run's config, not the checkpoint's: {', '.join(replaced)}",
                   flush=True)
@@ -225,81 +207,107 @@ class GanLoop:
 
     # ------------------------------------------------------------------------- step
 
-    def _micro_step(self, x: dict[str, torch.Tensor], first: bool, boundary: bool, with_g: bool,
-                    sums: dict[str, float]) -> torch.Tensor | None:
-        cfg, strategy, recipe = self.cfg, self.strategy, self.recipe
-        scale = 1.0 / cfg.train.grad_accum
-        G = strategy.module(self.g_name)
-        D = strategy.module(self.d_name) if self.d_name is not None else None
-        if D is not None:
-            with strategy.accumulate(self.d_name, boundary), power_iteration_paused(D, paused=not first):
-                with self.precision.autocast():
-                    d_terms = recipe.d_losses({self.g_name: G, self.d_name: strategy.forward_module(self.d_name)}, x)
-                    d_loss = recipe.weighted_sum(d_terms)
-                strategy.backward(self.d_name, d_loss * scale)
-            _accumulate(sums, "loss/D", d_terms, d_loss, scale)
-        if not with_g:
-            return None
-        g_nets = {self.g_name: strategy.forward_module(self.g_name)}
-        if D is not None:
-            g_nets[self.d_name] = D
-        with strategy.accumulate(self.g_name, boundary), (frozen(D) if D is not None else contextlib.nullcontext()):
-            with self.precision.autocast():
-                g_terms, fake = recipe.g_losses(g_nets, x)
-                g_loss = recipe.weighted_sum(g_terms)
-            strategy.backward(self.g_name, g_loss * scale)
-        _accumulate(sums, "loss/G", g_terms, g_loss, scale)
-        return fake.detach()
+    def _rounds(self, phase: Phase) -> int:
+        only_discriminators = all(self.roles[n] == "discriminator" for n in phase.networks)
+        return self.cfg.train.d_steps_per_g if only_discriminators else 1
 
-    def _optimizer_step(self, batches: Iterator[dict], metrics: dict[str, float]) -> tuple[dict, torch.Tensor | None]:
-        cfg = self.cfg
+    def _micro_step(self, phase: Phase, x: dict[str, torch.Tensor], first: bool, boundary: bool,
+                    sums: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """One micro-batch of ``phase``; returns the image its loss produced (for sample grids)."""
+        strategy, recipe = self.strategy, self.recipe
+        stepped = phase.networks
+        nets: dict[str, nn.Module] = {name: strategy.module(name) for name in self.roles}
+        nets.update(strategy.phase_modules(stepped))
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(strategy.accumulate(stepped, boundary))
+            for name, role in self.roles.items():
+                if name not in stepped:
+                    stack.enter_context(frozen(strategy.module(name), pause_power_iteration=role == "discriminator"))
+                elif role == "discriminator":  # one power-iteration step per optimizer step
+                    stack.enter_context(power_iteration_paused(strategy.module(name), paused=not first))
+            with self.precision.autocast():
+                out = getattr(recipe, phase.losses)(nets, x)
+                terms, image = out if isinstance(out, tuple) else (out, None)
+                loss = recipe.weighted_sum(terms)
+            scale = 1.0 / self.cfg.train.grad_accum
+            strategy.backward(stepped, loss * scale)
+        for term, value in terms.items():
+            _add(sums, f"loss/{phase.name}/{term}", value, scale)
+        _add(sums, f"loss/{phase.name}_total", loss, scale)
+        return None if image is None else image.detach()
+
+    def _optimizer_step(self, batches: Iterator[dict]) -> tuple[dict, torch.Tensor | None, float]:
+        cfg, step = self.cfg, self.position.step
+        phases = [p for p in self.recipe.phases if step % p.every == 0]
+        rounds = {p.name: self._rounds(p) for p in phases}
+        total_rounds = max(rounds.values(), default=1)
         data_wait = 0.0
-        sums: dict[str, float] = {}
-        x, fake = None, None
-        rounds = cfg.train.d_steps_per_g if self.d_name is not None else 1
-        for d_round in range(rounds):
-            with_g = d_round == rounds - 1
+        x, image = None, None
+        sums: dict[str, dict[str, torch.Tensor]] = {p.name: {} for p in phases}
+        for round_index in range(total_rounds):
+            active = [p for p in phases if round_index >= total_rounds - rounds[p.name]]
             for micro in range(cfg.train.grad_accum):
                 waited = time.perf_counter()
                 batch = next(batches)
                 data_wait += time.perf_counter() - waited
                 self.position.batches_consumed += 1
                 x = self.recipe.inputs(_to_device(batch, self.ctx.device))
-                fake = self._micro_step(x, micro == 0, micro == cfg.train.grad_accum - 1, with_g, sums)
-            if self.d_name is not None:
-                self._step_network(self.d_name, metrics)
-        self._step_network(self.g_name, metrics)
-        if self.ema is not None:
-            self.ema.update(self.strategy.module(self.g_name))
-        metrics.update({k: (v / rounds if k.startswith("loss/D") else v) for k, v in sums.items()})
-        metrics["perf/data_wait_s"] = data_wait
-        return x, fake
+                for phase in active:
+                    produced = self._micro_step(phase, x, micro == 0, micro == cfg.train.grad_accum - 1,
+                                                sums[phase.name])
+                    image = produced if produced is not None else image
+            for phase in active:
+                for name in phase.networks:
+                    self._step_network(name)
+        for name, ema in self.emas.items():
+            ema.update(self.strategy.module(name))
+        for phase in phases:  # a phase's terms: the mean over its rounds of each round's accumulated value
+            for key, value in sums[phase.name].items():
+                self.stats.add(key, value / rounds[phase.name])
+        return x, image, data_wait
 
-    def _step_network(self, name: str, metrics: dict[str, float]) -> None:
+    def _step_network(self, name: str) -> None:
         if self.hooks.before_step:
             self.hooks.before_step(name, self.strategy, self.position.step)
+        lr = self.schedules[name].before_step(self.position.step)
+        if lr is not None:
+            self.strategy.set_lr(name, lr)
         report = self.strategy.step(name)
-        metrics[f"grad_norm/{name}"] = report.grad_norm
-        metrics[f"skipped/{name}"] = metrics.get(f"skipped/{name}", 0.0) + (0.0 if report.stepped else 1.0)
-        scale = self.precision.scale_value(name)
-        if scale is not None:
-            metrics[f"scale/{name}"] = scale
-        metrics[f"lr/{name}"] = self.strategy.optimizer(name).param_groups[0]["lr"]
+        self.stats.add(f"grad_norm/{name}", report.grad_norm)
+        skipped = 1.0 - report.stepped.to(torch.float64) if torch.is_tensor(report.stepped) else float(not report.stepped)
+        self.stats.add(f"skipped/{name}", skipped, kind="total")
 
     # ------------------------------------------------------------------------- run
 
+    def generators(self) -> dict[str, nn.Module]:
+        """What evaluation and export use: each generator's EMA copy when EMA is on, else itself."""
+        return {name: (self.emas[name].module if name in self.emas else self.strategy.module(name))
+                for name in self.recipe.generator_names()}
+
     def _evaluate(self) -> dict[str, float]:
-        generator = self.ema.module if self.ema else self.strategy.module(self.g_name)
-        values = self.validator.run(generator, self.g_name)
+        values = self.validator.run(self.generators())
         if self.ctx.rank == 0:
             extra = "".join(f"  {k[4:]} {v:.4f}" for k, v in values.items()
                             if k not in ("val/l1", "val/ssim", "val/psnr", "val/images"))
             print(f"[vton] held-out at step {self.position.step}: L1 {values['val/l1']:.4f}  "
                   f"SSIM {values['val/ssim']:.4f}  PSNR {values['val/psnr']:.2f} dB{extra}", flush=True)
-        for name, scheduler in self.schedulers.items():
-            scheduler.step(values["val/l1"])
+        for schedule in self.schedules.values():
+            schedule.after_validation(values["val/l1"])
         self.tracker.log_metrics(values, self.position.step)
         return values
+
+    def _log_point(self) -> dict[str, float]:
+        """Collective: every rank reduces its statistics at the same step."""
+        metrics = self.stats.reduce()
+        for name in self.roles:
+            metrics[f"lr/{name}"] = self.strategy.lr(name)
+            scale = self.precision.scale_value(name)
+            if scale is not None:
+                metrics[f"scale/{name}"] = scale
+        self.tracker.log_metrics(metrics, self.position.step)
+        if self.ctx.rank == 0:
+            _print_progress(self.position.step, self.cfg.train.steps, metrics)
+        return metrics
 
     def run(self) -> LoopResult:
         cfg, ctx = self.cfg, self.ctx
@@ -307,46 +315,44 @@ class GanLoop:
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:
             self.val_before = self._evaluate()
-        rounds = cfg.train.d_steps_per_g if self.d_name is not None else 1
-        global_batch = cfg.data.batch_size * cfg.train.grad_accum * rounds * ctx.world_size
+        samples_per_step = cfg.data.batch_size * cfg.train.grad_accum * ctx.world_size * max(
+            (self._rounds(p) for p in self.recipe.phases), default=1)
         steps_run, metrics, val_after = 0, {}, None
         status = "FAILED"
         steady_since: float | None = None  # throughput excludes the first steps (allocator, threads warm-up)
         try:
             while self.position.step < cfg.train.steps:
                 started = time.perf_counter()
-                metrics = {}
-                x, fake = self._optimizer_step(batches, metrics)
+                x, image, data_wait = self._optimizer_step(batches)
                 self.position.step += 1
                 steps_run += 1
                 elapsed = time.perf_counter() - started
-                metrics.update({
-                    "perf/step_time_s": elapsed,
-                    "perf/compute_s": elapsed - metrics["perf/data_wait_s"],
-                    "perf/samples_per_s": global_batch / elapsed,
-                    "data/epoch": self.position.batches_consumed / max(stream.batches_per_epoch, 1),
-                })
+                for key, value in (("perf/step_time_s", elapsed), ("perf/compute_s", elapsed - data_wait),
+                                   ("perf/data_wait_s", data_wait), ("perf/samples_per_s", samples_per_step / elapsed)):
+                    self.stats.add(key, value)
+                self.stats.add("data/epoch", self.position.batches_consumed / max(stream.batches_per_epoch, 1), "last")
                 step = self.position.step
                 if steps_run == _WARMUP_STEPS:
                     steady_since = time.perf_counter()
                 elif steady_since is not None:
-                    metrics["perf/steady_steps_per_s"] = (steps_run - _WARMUP_STEPS) / (time.perf_counter() - steady_since)
+                    self.stats.add("perf/steady_steps_per_s",
+                                   (steps_run - _WARMUP_STEPS) / (time.perf_counter() - steady_since), "last")
                 if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                    self.tracker.log_metrics(metrics, step)
-                    if ctx.rank == 0:
-                        _print_progress(step, cfg.train.steps, metrics)
-                if ctx.rank == 0 and cfg.train.sample_every and (step % cfg.train.sample_every == 0 or step == 1):
-                    self.tracker.log_sample_grid(sample_grid(self.recipe.sample_panels(x, fake)), step)
+                    metrics = self._log_point()
+                if ctx.rank == 0 and cfg.train.sample_every and image is not None \
+                        and (step % cfg.train.sample_every == 0 or step == 1):
+                    self.tracker.log_sample_grid(sample_grid(self.recipe.sample_panels(x, image)), step)
+                evaluated = {}
                 if self.validator and cfg.train.eval_every and step % cfg.train.eval_every == 0 \
                         and step != cfg.train.steps:
-                    metrics.update(self._evaluate())
+                    evaluated = self._evaluate()
                 if step % cfg.checkpoint.every_n_steps == 0 and step != cfg.train.steps:
-                    self._save_and_report(metrics)
+                    self._save_and_report({**metrics, **evaluated})
             version = None
             if steps_run:
                 if self.validator:
                     val_after = self._evaluate()
-                    metrics.update(val_after)
+                    metrics = {**metrics, **val_after}
                 version = self._export()
                 self._save_and_report({**metrics, "mlflow_run_id": self.tracker.run_id, "model_version": version,
                                        "val_before": self.val_before, "val_after": val_after,
@@ -357,20 +363,31 @@ class GanLoop:
             self.tracker.close(status)
         return LoopResult(self.position, self.val_before, val_after, metrics, self.tracker.run_id, version, steps_run)
 
-    def _plain_copy(self, source: nn.Module) -> nn.Module:
-        """A freshly built G holding ``source``'s weights, on ``source``'s device.
+    def _plain_copy(self, name: str, fresh: Mapping[str, nn.Module] | None = None) -> nn.Module:
+        """A freshly built network ``name`` holding the trained one's weights, on its device.
 
         Not ``deepcopy``: a strategy may hang state on the module it wraps (DeepSpeed attaches
         process groups and ZeRO hooks), which must not leak into the EMA or the pickled MLflow model.
         """
-        fresh = self.recipe.build_networks()[self.g_name]
-        fresh.load_state_dict(source.state_dict())
-        return fresh.to(next(source.parameters()).device)
+        source = self.strategy.module(name)
+        network = (fresh or self.recipe.build_networks())[name]
+        network.load_state_dict(source.state_dict())
+        return network.to(next(source.parameters()).device)
 
     def _export(self) -> str | None:
+        """Register the stage: its generators for generation (EMA copies when EMA is on) and every
+        network's weights (and EMA copies) so a later stage can start from any of them."""
         if self.ctx.rank != 0 or not self.cfg.tracking.enabled:
             return None
-        generator = self._plain_copy(self.ema.module if self.ema else self.strategy.module(self.g_name))
+        fresh = self.recipe.build_networks()
+        generators = {}
+        for name in self.recipe.generator_names():
+            network = fresh[name]
+            network.load_state_dict((self.emas[name].module if name in self.emas else self.strategy.module(name))
+                                    .state_dict())
+            generators[name] = network
+        weights = {"networks": {n: _cpu(sd) for n, sd in self.strategy.network_state_dicts().items()},
+                   "ema": {n: _cpu(e.module.state_dict()) for n, e in self.emas.items()}}
         tags = {
             "recipe": self.recipe.name,
             "dataset_manifest_sha256": manifest_sha256(self.cfg.data.manifest),
@@ -378,10 +395,30 @@ class GanLoop:
             "run_name": self.cfg.name,
             "steps": str(self.position.step),
         }
-        return self.tracker.log_generator(generator, self.cfg, tags)
+        return self.tracker.log_stage(generators, weights, self.cfg, tags)
 
 
 _WARMUP_STEPS = 3
+
+
+def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in state.items()}
+
+
+def _ema_states(saved: dict | None, generators: list[str]) -> dict[str, dict]:
+    """EMA state dicts by network; checkpoints written before several generators had one EMA
+    state dict (of the single generator) in place of the mapping."""
+    if not saved:
+        return {}
+    if all(torch.is_tensor(v) for v in saved.values()):
+        return {generators[0]: saved}
+    return dict(saved)
+
+
+def _add(sums: dict[str, torch.Tensor], key: str, value: torch.Tensor, scale: float) -> None:
+    """Accumulate on the device in float64 (no host synchronisation)."""
+    value = value.detach().to(torch.float64) * scale
+    sums[key] = sums[key] + value if key in sums else value
 
 
 def _print_progress(step: int, total: int, metrics: Mapping[str, float]) -> None:
@@ -392,21 +429,6 @@ def _print_progress(step: int, total: int, metrics: Mapping[str, float]) -> None
           f"data wait {metrics.get('perf/data_wait_s', 0.0) * 1000:.0f} ms", flush=True)
 
 
-def _accumulate(sums: dict[str, float], prefix: str, terms: Mapping[str, torch.Tensor],
-                total: torch.Tensor, scale: float) -> None:
-    for name, value in terms.items():
-        key = f"{prefix}/{name}"
-        sums[key] = sums.get(key, 0.0) + float(value.detach()) * scale
-    sums[f"{prefix}_total"] = sums.get(f"{prefix}_total", 0.0) + float(total.detach()) * scale
-
-
 def train_worker(cfg: Config, ctx: WorkerContext, hooks: LoopHooks | None = None) -> LoopResult:
-    """Entry point of one training worker (Ray Train calls this through ``launch.py``)."""
+    """Entry point of one training worker (Ray Train calls this through ``jobs.launch``)."""
     return GanLoop(cfg, ctx, hooks).run()
-
-
-def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
-

@@ -45,17 +45,19 @@ class Precision:
         if scaler:
             scaler.unscale_(optimizer)
 
-    def step(self, name: str, optimizer: torch.optim.Optimizer) -> bool:
-        """Step (unless the scaler found inf/NaN) and update the scaler; returns whether it stepped."""
+    def step(self, name: str, optimizer: torch.optim.Optimizer) -> torch.Tensor | bool:
+        """Step (unless the scaler found inf/NaN) and update the scaler; returns whether it stepped,
+        as a device tensor with a scaler (reading it would wait for the device)."""
         scaler = self.scalers.get(name)
         if scaler is None:
             optimizer.step()
             return True
-        before = scaler.get_scale()
         scaler.step(optimizer)
+        # GradScaler skips the step exactly when it backs the scale off. Compared on the device
+        # (``get_scale()`` reads it on the host), through the scale tensor GradScaler keeps.
+        before = scaler._scale.clone()
         scaler.update()
-        # GradScaler skips the step exactly when it backs the scale off.
-        return scaler.get_scale() >= before
+        return scaler._scale >= before
 
     def scale_value(self, name: str) -> float | None:
         scaler = self.scalers.get(name)

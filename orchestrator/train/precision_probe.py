@@ -35,7 +35,7 @@ def seconds_per_step(cfg: Config, mode: str, steps: int = 2, device: torch.devic
     raw["precision"]["mode"] = mode
     raw["tracking"]["enabled"] = False
     raw["data"]["val_manifest"] = ""
-    raw["train"].update(steps=steps, grad_accum=1, sample_every=0, eval_every=0, log_every=10**6)
+    raw["train"].update(steps=steps, grad_accum=1, sample_every=0, eval_every=0, log_every=1)  # last step alone
     probe_cfg = config_from_dict(raw)
     loop = GanLoop(probe_cfg, WorkerContext(device=device or torch.device("cpu")))
     loop.hooks.train_data = _RandomBatches(probe_cfg, loop.recipe.batch_fields)

@@ -8,6 +8,8 @@ image, each recipe adds what its stage is judged by (the seg stage: pixel accura
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -24,11 +26,13 @@ class Validator:
         self.stream = make_val_stream(cfg, recipe, ctx.rank, ctx.world_size, str(ctx.device))
 
     @torch.no_grad()
-    def run(self, generator: nn.Module, g_name: str) -> dict[str, float]:
+    def run(self, generators: Mapping[str, nn.Module]) -> dict[str, float]:
+        """Held-out metrics of ``generators`` (what ``Recipe.generate`` runs, by network name)."""
         from shards.stream import StreamPosition
 
-        was_training = generator.training
-        generator.eval()
+        was_training = {name: g.training for name, g in generators.items()}
+        for g in generators.values():
+            g.eval()
         sums: dict[str, torch.Tensor] = {"images": torch.zeros((), dtype=torch.float64)}
 
         def add(name: str, per_image: torch.Tensor) -> None:
@@ -40,7 +44,7 @@ class Validator:
                 batch = next(batches)
                 x = self.recipe.inputs({k: v.to(self.ctx.device) if torch.is_tensor(v) else v
                                         for k, v in batch.items()})
-                nets = {g_name: generator}
+                nets = dict(generators)
                 fake = to_unit_range(self.recipe.generate(nets, x))
                 real = to_unit_range(self.recipe.target(x))
                 add("l1", l1_per_image(fake, real))
@@ -50,7 +54,8 @@ class Validator:
                     add(name, values)
                 add("images", torch.ones(fake.shape[0]))
         finally:
-            generator.train(was_training)
+            for name, g in generators.items():
+                g.train(was_training[name])
         names = sorted(sums)  # the same on every rank: the recipe's metric names
         totals = torch.stack([sums[n].reshape(()) for n in names])
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

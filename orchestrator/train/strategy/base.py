@@ -1,9 +1,11 @@
 """How networks are wrapped, backpropagated and stepped: the part that differs between DDP and DeepSpeed.
 
-The loop talks to a ``Strategy`` only through: ``module`` (the plain network, e.g. to run a frozen
-D inside G's loss or to evaluate), ``forward_module`` (what to call in the network's own phase: the
-DDP wrapper), ``accumulate`` (no gradient all-reduce on all but the last micro-batch of an
-optimizer step), ``backward``, ``step``, and state save/load. Anything recipe-specific stays out.
+The trainer talks to a ``Strategy`` only through: ``module`` (the plain network, e.g. to run a
+frozen D inside G's loss or to evaluate), ``phase_modules`` (what a phase's loss calls for the
+networks it steps: the DDP wrappers, DeepSpeed's engines), ``accumulate`` (no gradient all-reduce
+on all but the last micro-batch of an optimizer step), ``backward`` (of one phase loss into every
+network the phase steps), ``step`` (one network), and state save/load. Anything recipe-specific
+stays out; any number of networks per phase is supported.
 """
 
 from __future__ import annotations
@@ -11,24 +13,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import ContextManager, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from orchestrator.config import Config
 from vton_models.recipe import NetworkSpec
 
 
 @dataclass(frozen=True)
 class StepReport:
-    stepped: bool  # False when the fp16 scaler found inf/NaN gradients and skipped the step
-    grad_norm: float  # total gradient norm before clipping (after unscaling)
+    """What one optimizer step of one network did, as device tensors where the strategy has them
+    (reading them on the host would wait for the device; the trainer reduces them at log points)."""
 
-
-def _learning_rate(cfg: Config, spec: NetworkSpec) -> float:
-    section, key = spec.lr_key.split(".")
-    return float(getattr(getattr(cfg, section), key))
+    stepped: torch.Tensor | bool  # False when the fp16 scaler found inf/NaN gradients and skipped it
+    grad_norm: torch.Tensor | float  # total gradient norm before clipping (after unscaling)
 
 
 class Strategy(ABC):
@@ -40,13 +39,16 @@ class Strategy(ABC):
     def module(self, name: str) -> nn.Module: ...
 
     @abstractmethod
-    def forward_module(self, name: str) -> nn.Module: ...
+    def phase_modules(self, names: Sequence[str]) -> dict[str, nn.Module]:
+        """What a phase that steps ``names`` calls for each of them (in its loss)."""
 
     @abstractmethod
-    def accumulate(self, name: str, boundary: bool): ...
+    def accumulate(self, names: Sequence[str], boundary: bool) -> ContextManager[None]:
+        """Around one micro-batch of a phase; gradients are reduced across ranks only on ``boundary``."""
 
     @abstractmethod
-    def backward(self, name: str, loss: torch.Tensor) -> None: ...
+    def backward(self, names: Sequence[str], loss: torch.Tensor) -> None:
+        """Gradients of ``loss`` into every network of ``names`` (and no other)."""
 
     @abstractmethod
     def step(self, name: str) -> StepReport: ...
@@ -69,9 +71,12 @@ class Strategy(ABC):
         """Called on EVERY rank after ``load_state_dict``; the counterpart of ``save_to``."""
 
     def set_lr(self, name: str, lr: float) -> None:
-        """Used by PBT: a trial that copies a donor's checkpoint keeps its own learning rates."""
+        """Schedules, and PBT: a trial that copies a donor's checkpoint keeps its own learning rates."""
         for group in self.optimizer(name).param_groups:
             group["lr"] = lr
+
+    def lr(self, name: str) -> float:
+        return float(self.optimizer(name).param_groups[0]["lr"])
 
     def network_state_dicts(self) -> dict[str, dict]:
         """Plain PyTorch state dicts (no wrapper prefixes), for MLflow and inference."""

@@ -1,17 +1,25 @@
-"""torch DistributedDataParallel: one DDP wrapper and one optimizer per network."""
+"""torch DistributedDataParallel: one DDP wrapper and one optimizer per network.
+
+With a single worker the networks are not wrapped at all, so a 1-worker run costs the same as a
+bare PyTorch loop. A phase stepping several networks calls each one's own DDP wrapper once per
+micro-batch and backpropagates its loss once: every wrapper's reducer sees exactly its own
+parameters' gradients. With fp16 each network keeps its own GradScaler, so a several-network phase
+backpropagates once per network (``loss * its scale`` into its parameters only).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping
+from typing import ContextManager, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from orchestrator.config import Config
+from orchestrator.train.optim import OptimizerSettings, build_optimizer
 from orchestrator.train.precision import Precision
-from orchestrator.train.strategy.base import StepReport, Strategy, _learning_rate
+from orchestrator.train.strategy.base import StepReport, Strategy
 from vton_models.recipe import NetworkSpec
 
 
@@ -27,14 +35,8 @@ def has_running_statistics(net: nn.Module) -> bool:
 
 
 class DDPStrategy(Strategy):
-    """torch DistributedDataParallel per network, one Adam optimizer per network.
-
-    With a single worker the networks are not wrapped at all, so a 1-worker run costs the same as a
-    bare PyTorch loop.
-    """
-
     def __init__(self, cfg: Config, nets: Mapping[str, nn.Module], specs: tuple[NetworkSpec, ...],
-                 device: torch.device, precision: Precision) -> None:
+                 optimizers: Mapping[str, OptimizerSettings], device: torch.device, precision: Precision) -> None:
         self.cfg = cfg
         self.precision = precision
         self.specs = {spec.name: spec for spec in specs}
@@ -55,36 +57,43 @@ class DDPStrategy(Strategy):
                 )
             else:
                 self._wrapped[name] = net
-        self._optimizers = {
-            name: torch.optim.Adam(self._modules[name].parameters(), lr=_learning_rate(cfg, spec),
-                                   betas=tuple(cfg.train.betas))
-            for name, spec in self.specs.items()
-        }
+        self._optimizers = {name: build_optimizer(optimizers[name], self._modules[name].parameters(),
+                                                  fused=device.type == "cuda")
+                            for name in self.specs}
 
     def module(self, name: str) -> nn.Module:
         return self._modules[name]
 
-    def forward_module(self, name: str) -> nn.Module:
-        return self._wrapped[name]
+    def phase_modules(self, names: Sequence[str]) -> dict[str, nn.Module]:
+        return {name: self._wrapped[name] for name in names}
 
-    def accumulate(self, name: str, boundary: bool):
-        wrapped = self._wrapped[name]
-        if boundary or not isinstance(wrapped, nn.parallel.DistributedDataParallel):
-            return contextlib.nullcontext()
-        return wrapped.no_sync()
+    def accumulate(self, names: Sequence[str], boundary: bool) -> ContextManager[None]:
+        stack = contextlib.ExitStack()
+        if not boundary:
+            for name in names:
+                wrapped = self._wrapped[name]
+                if isinstance(wrapped, nn.parallel.DistributedDataParallel):
+                    stack.enter_context(wrapped.no_sync())
+        return stack
 
-    def backward(self, name: str, loss: torch.Tensor) -> None:
-        self.precision.scale(name, loss).backward()
+    def backward(self, names: Sequence[str], loss: torch.Tensor) -> None:
+        if len(names) == 1 or not any(name in self.precision.scalers for name in names):
+            # One backward reaches every network of the phase (one scale, or none: fp32/bf16).
+            self.precision.scale(names[0], loss).backward()
+            return
+        for i, name in enumerate(names):  # fp16: each network's own scale, into its parameters only
+            params = [p for p in self._modules[name].parameters() if p.requires_grad]
+            self.precision.scale(name, loss).backward(inputs=params, retain_graph=i < len(names) - 1)
 
     def step(self, name: str) -> StepReport:
         optimizer = self._optimizers[name]
         self.precision.unscale_(name, optimizer)
         params = [p for p in self._modules[name].parameters() if p.grad is not None]
         clip = self.cfg.train.grad_clip if self.cfg.train.grad_clip > 0 else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.tensor(0.0)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip) if params else torch.zeros(())
         stepped = self.precision.step(name, optimizer)
         optimizer.zero_grad(set_to_none=True)
-        return StepReport(stepped=stepped, grad_norm=float(grad_norm))
+        return StepReport(stepped=stepped, grad_norm=grad_norm)
 
     def optimizer(self, name: str) -> torch.optim.Optimizer:
         return self._optimizers[name]

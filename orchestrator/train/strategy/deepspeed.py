@@ -1,10 +1,18 @@
-"""DeepSpeed strategy: one ``deepspeed.initialize`` engine per network (G and D), ZeRO 0/1/2.
+"""DeepSpeed strategy: one ``deepspeed.initialize`` engine per network, ZeRO 0/1/2.
 
 GAN semantics that DeepSpeed does not give for free, and how this module keeps them:
 
 * **One ``engine.backward`` per engine per micro-step.** The recipes already compute D's real and
   fake terms from ONE D pass and the loop sums them before ``backward``; ZeRO-2 would otherwise keep
   only the last backward's gradients.
+* **A phase stepping several networks** (SPG-VTON's G phase: G2, two GMMs and G3 against one loss).
+  ``engine.backward(loss)`` owns a backward for ONE engine: it scales, runs ``loss.backward()`` and
+  reduces that engine's gradients; its prologue is started by hooks on the engine's *forward
+  outputs*. So the phase's loss calls the networks' plain modules, the strategy takes all their
+  gradients in one ``torch.autograd.grad``, and hands each engine exactly its own through
+  ``engine.backward(sum(p * g))`` (whose gradient w.r.t. ``p`` is ``g``, bit for bit), with the
+  engine's prologue hooked on that surrogate as its forward would have. fp16 is refused for such
+  phases (preflight): the surrogate's gradients would be formed before each engine's loss scale.
 * **G's loss flows through D's plain module, D frozen.** ``module(name)`` returns the engine's
   ``.module``: calling D's *engine* inside G's backward raises at ZeRO 0 ("Direct calls to
   tensor.backward() are not supported") and would run D's reduction hooks at ZeRO 1/2.
@@ -42,15 +50,16 @@ import math
 import os
 import socket
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from orchestrator.config import Config, ConfigError, _deep_merge
+from orchestrator.train.optim import OptimizerSettings
 from orchestrator.train.precision import Precision
-from orchestrator.train.strategy.base import StepReport, Strategy, _learning_rate
+from orchestrator.train.strategy.base import StepReport, Strategy
 from vton_models.recipe import NetworkSpec
 
 #: Subdirectory of a loop checkpoint directory holding one DeepSpeed checkpoint per network.
@@ -59,17 +68,19 @@ DEEPSPEED_DIR = "deepspeed"
 TAG = "state"
 
 
-def deepspeed_config(cfg: Config, spec: NetworkSpec, on_gpu: bool) -> dict[str, Any]:
-    """The DeepSpeed JSON for one network, generated from OUR config (+ the optional override file).
+def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu: bool,
+                     networks: tuple[str, ...] = ("G", "D")) -> dict[str, Any]:
+    """The DeepSpeed JSON for network ``name``, generated from OUR config (+ the optional override file).
 
-    Why each entry: ``adam_w_mode: false`` and ``weight_decay: 0`` make DeepSpeed's "Adam" the same
-    torch Adam the DDP strategy uses (DeepSpeed's default is AdamW with decay); ``torch_adam`` on
-    CPU avoids compiling fused_adam; ``train_micro_batch_size_per_gpu``/``gradient_accumulation_steps``
-    mirror ``data.batch_size``/``train.grad_accum`` so DeepSpeed's batch arithmetic matches ours.
+    Why each entry: ``adam_w_mode`` and ``weight_decay`` from the network's resolved optimizer make
+    DeepSpeed's "Adam" the same torch Adam (L2 decay) or AdamW the DDP strategy uses (DeepSpeed's
+    default would be AdamW); ``torch_adam`` on CPU avoids compiling fused_adam;
+    ``train_micro_batch_size_per_gpu``/``gradient_accumulation_steps`` mirror
+    ``data.batch_size``/``train.grad_accum`` so DeepSpeed's batch arithmetic matches ours.
     """
     optimizer_params: dict[str, Any] = {
-        "lr": _learning_rate(cfg, spec), "betas": list(cfg.train.betas), "eps": 1e-8,
-        "weight_decay": 0.0, "adam_w_mode": False,
+        "lr": settings.lr, "betas": list(settings.betas), "eps": 1e-8,
+        "weight_decay": settings.weight_decay, "adam_w_mode": settings.type == "adamw",
     }
     if not on_gpu:
         optimizer_params["torch_adam"] = True
@@ -94,16 +105,16 @@ def deepspeed_config(cfg: Config, spec: NetworkSpec, on_gpu: bool) -> dict[str, 
     elif cfg.precision.mode == "bf16":
         generated["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
     override = load_override(cfg)
-    if _per_network(override):  # "*" first, then the network's own section wins
-        return _deep_merge(_deep_merge(generated, override.get("*", {})), override.get(spec.name, {}))
+    if _per_network(override, networks):  # "*" first, then the network's own section wins
+        return _deep_merge(_deep_merge(generated, override.get("*", {})), override.get(name, {}))
     return _deep_merge(generated, override)
 
 
-def _per_network(override: Mapping[str, Any]) -> bool:
+def _per_network(override: Mapping[str, Any], networks: tuple[str, ...]) -> bool:
     """An override file is either one DeepSpeed config for every network, or sections keyed by
     network name (``{"G": {...}, "D": {...}, "*": {...}}``): G and D often want different settings."""
     return bool(override) and all(isinstance(v, Mapping) for v in override.values()) \
-        and set(override) <= {"G", "D", "*"}
+        and set(override) <= {*networks, "*"}
 
 
 def load_override(cfg: Config) -> dict[str, Any]:
@@ -158,7 +169,7 @@ class DeepSpeedStrategy(Strategy):
     """One DeepSpeed engine per network; the loop's interface, DeepSpeed's accumulation and ZeRO."""
 
     def __init__(self, cfg: Config, nets: Mapping[str, nn.Module], specs: tuple[NetworkSpec, ...],
-                 device: torch.device, precision: Precision) -> None:
+                 optimizers: Mapping[str, OptimizerSettings], device: torch.device, precision: Precision) -> None:
         import deepspeed
 
         if cfg.strategy.zero_stage not in (0, 1, 2):
@@ -169,10 +180,11 @@ class DeepSpeedStrategy(Strategy):
         self.specs = {spec.name: spec for spec in specs}
         ensure_process_group(device, cfg.strategy.backend)
         self._engines: dict[str, Any] = {}
-        for name, spec in self.specs.items():
+        for name in self.specs:
             engine, _, _, _ = deepspeed.initialize(
                 model=nets[name].to(device), model_parameters=[p for p in nets[name].parameters()],
-                config=deepspeed_config(cfg, spec, device.type == "cuda"), dist_init_required=False,
+                config=deepspeed_config(cfg, name, optimizers[name], device.type == "cuda", tuple(self.specs)),
+                dist_init_required=False,
             )
             self._engines[name] = engine
 
@@ -184,19 +196,36 @@ class DeepSpeedStrategy(Strategy):
     def module(self, name: str) -> nn.Module:
         return self._engines[name].module
 
-    def forward_module(self, name: str) -> nn.Module:
-        return self._engines[name]
+    def phase_modules(self, names: Sequence[str]) -> dict[str, nn.Module]:
+        if len(names) == 1:
+            return {names[0]: self._engines[names[0]]}
+        return {name: self._engines[name].module for name in names}  # see "several networks" above
 
     @contextlib.contextmanager
-    def accumulate(self, name: str, boundary: bool) -> Iterator[None]:
-        engine = self._engines[name]
-        engine.set_gradient_accumulation_boundary(boundary)
+    def accumulate(self, names: Sequence[str], boundary: bool) -> Iterator[None]:
+        for name in names:
+            self._engines[name].set_gradient_accumulation_boundary(boundary)
         yield
         if not boundary:
-            engine.step()  # advances micro_steps only: DeepSpeed expects step() every micro-batch
+            for name in names:
+                self._engines[name].step()  # advances micro_steps only: DeepSpeed expects step() every micro-batch
 
-    def backward(self, name: str, loss: torch.Tensor) -> None:
-        self._engines[name].backward(loss, scale_wrt_gas=False)
+    def backward(self, names: Sequence[str], loss: torch.Tensor) -> None:
+        if len(names) == 1:
+            self._engines[names[0]].backward(loss, scale_wrt_gas=False)
+            return
+        from deepspeed.runtime.utils import register_output_backward_hooks
+
+        params = {name: [p for p in self.module(name).parameters() if p.requires_grad] for name in names}
+        flat = [p for name in names for p in params[name]]
+        grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+        for name in names:
+            engine = self._engines[name]
+            own = [(p, g) for p, g in zip(params[name], grads) if g is not None]
+            surrogate = sum((p * g).sum() for p, g in own) if own else loss.new_zeros((), requires_grad=True)
+            register_output_backward_hooks(surrogate, preprocess_once_fn=engine._backward_prologue,
+                                           preprocess_per_tensor_fn=engine._backward_prologue_per_tensor)
+            engine.backward(surrogate, scale_wrt_gas=False)
 
     def step(self, name: str) -> StepReport:
         engine = self._engines[name]
@@ -208,7 +237,7 @@ class DeepSpeedStrategy(Strategy):
         norm = engine.get_global_grad_norm()
         if norm is None:
             norm = own_norm if own_norm is not None else float("nan")
-        return StepReport(stepped=bool(engine.was_step_applied()), grad_norm=float(norm))
+        return StepReport(stepped=bool(engine.was_step_applied()), grad_norm=float(norm))  # DeepSpeed reads them on the host
 
     def _local_grad_norm(self, name: str) -> float | None:
         """At ZeRO 0 (fp32/autocast) DeepSpeed only computes the norm when clipping; after the

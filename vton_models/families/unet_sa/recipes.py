@@ -30,9 +30,10 @@ from torch import nn
 
 from vton_models.families.unet_sa.inputs import UNET_SA
 from vton_models.families.unet_sa.networks import VARIANTS, build_unet_sa_generator
-from vton_models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, gradient_penalty, l1_loss
+from vton_models.gan import ConditionalGAN, LazyPerceptual
+from vton_models.losses import gradient_penalty, l1_loss
 from vton_models.networks.patchgan import PatchGANDiscriminator
-from vton_models.recipe import NetworkSpec, Recipe, RecipeContext
+from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
@@ -43,10 +44,8 @@ _INT_OPTIONS = ("ngf", "ndf", "n_downsampling", "n_blocks")
 
 class UnetSARecipe(Recipe):
     name: ClassVar[str] = "unet_sa"
-    networks: ClassVar[tuple[NetworkSpec, ...]] = (
-        NetworkSpec("G", "generator", "train.lr_g"),
-        NetworkSpec("D", "discriminator", "train.lr_d"),
-    )
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"), NetworkSpec("D", "discriminator"))
+    phases: ClassVar[tuple[Phase, ...]] = (Phase("D", ("D",), "d_losses"), Phase("G", ("G",), "g_losses"))
     default_loss_weights: ClassVar[dict[str, float]] = {
         "adv": 1.0, "vgg": 10.0, "l1": 10.0, "fm": 10.0,
         "d_real": 1.0, "d_fake": 1.0, "gp": 0.0,
@@ -70,8 +69,8 @@ class UnetSARecipe(Recipe):
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         self._validate_options()
-        self.gan_loss = GANLoss(context.gan_mode)
-        self._vgg: VGGPerceptualLoss | None = None
+        self.gan = ConditionalGAN(context.gan_mode)
+        self.perceptual = LazyPerceptual(self.model_options["vgg_layer_weights"])
         height, width = context.image_size
         factor = 2 ** self._resolved("n_downsampling")
         if height % factor or width % factor:
@@ -129,14 +128,6 @@ class UnetSARecipe(Recipe):
         discriminator = PatchGANDiscriminator(input_channels=6, ndf=opts["ndf"])
         return {"G": generator, "D": discriminator}
 
-    def _perceptual(self, device: torch.device) -> VGGPerceptualLoss:
-        """The frozen VGG, built on first use: it is a loss, not a trainable network."""
-        if self._vgg is None:
-            self._vgg = VGGPerceptualLoss(layer_weights=self.model_options["vgg_layer_weights"])
-        if self._vgg.mean.device != device:
-            self._vgg = self._vgg.to(device)
-        return self._vgg
-
     # -- data -------------------------------------------------------------------------------
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
@@ -165,13 +156,7 @@ class UnetSARecipe(Recipe):
         real, condition = inputs["person"], inputs["condition"]
         with torch.no_grad():
             fake = G(inputs["inputs"]).detach()
-        # One D pass over [fake; real]: instance norm is per sample, so this equals two passes.
-        scores = D(torch.cat([torch.cat([fake, condition], 1), torch.cat([real, condition], 1)], 0))
-        pred_fake, pred_real = scores.chunk(2, dim=0)
-        terms = {
-            "d_real": self.gan_loss(pred_real, True, for_discriminator=True),
-            "d_fake": self.gan_loss(pred_fake, False, for_discriminator=True),
-        }
+        terms = self.gan.d_terms(D, fake, real, condition)
         if self.loss_weights["gp"] != 0:
             terms["gp"] = gradient_penalty(D, real, fake, condition)
         return terms
@@ -182,16 +167,13 @@ class UnetSARecipe(Recipe):
         G, D = nets["G"], nets["D"]
         real, condition = inputs["person"], inputs["condition"]
         fake = G(inputs["inputs"])
-        pred, fake_feats = D(torch.cat([fake, condition], 1), return_features=True)
-        terms: dict[str, Tensor] = {"adv": self.gan_loss(pred, True, for_discriminator=False)}
-        if self.loss_weights["fm"] != 0:
-            # The real pass only provides targets: no graph, no activations kept for backward.
-            with torch.no_grad():
-                _, real_feats = D(torch.cat([real, condition], 1), return_features=True)
-            terms["fm"] = feature_matching_loss(real_feats, fake_feats)
+        adv, fm = self.gan.g_terms(D, fake, condition, real if self.loss_weights["fm"] != 0 else None)
+        terms: dict[str, Tensor] = {"adv": adv}
+        if fm is not None:
+            terms["fm"] = fm
         terms["l1"] = l1_loss(fake, real)
         if self.loss_weights["vgg"] != 0:
-            terms["vgg"] = self._perceptual(fake.device)(fake, real)
+            terms["vgg"] = self.perceptual(fake, real)
         return terms, fake
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:

@@ -19,6 +19,11 @@ from vton_models.families.viton_hd.networks import ALIASGenerator, SegGenerator
 from vton_models.networks.gmm import GMM
 
 STAGES = ("seg", "gmm", "alias")
+#: What ``vton import viton-hd`` asks for, per stage (its ``--<stage>`` option's help).
+STAGE_FILES = {"seg": "official SegGenerator state dict (seg_final.pth)",
+               "gmm": "official GMM state dict (gmm_final.pth)",
+               "alias": "official ALIASGenerator state dict (alias_final.pth)"}
+SOURCE = "VITON-HD official release"
 #: Official key -> our key. Empty: our modules carry the official names.
 KEY_MAP: dict[str, dict[str, str]] = {stage: {} for stage in STAGES}
 

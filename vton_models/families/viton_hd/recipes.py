@@ -29,10 +29,11 @@ from torch import nn
 
 from vton_models.families.viton_hd.inputs import VITON_HD
 from vton_models.families.viton_hd.networks import UPSAMPLING_MODES, ALIASGenerator, SegGenerator
-from vton_models.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss, gradient_penalty, l1_loss
+from vton_models.gan import ConditionalGAN, LazyPerceptual
+from vton_models.losses import gradient_penalty, l1_loss
 from vton_models.networks.gmm import GMM
 from vton_models.networks.multiscale import MultiscaleDiscriminator
-from vton_models.recipe import NetworkSpec, Recipe, RecipeContext
+from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
@@ -119,8 +120,8 @@ class _VitonHDRecipe(Recipe):
 
 class VitonHDSegRecipe(_VitonHDRecipe):
     name: ClassVar[str] = "viton_hd.seg"
-    networks: ClassVar[tuple[NetworkSpec, ...]] = (
-        NetworkSpec("G", "generator", "train.lr_g"), NetworkSpec("D", "discriminator", "train.lr_d"))
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"), NetworkSpec("D", "discriminator"))
+    phases: ClassVar[tuple[Phase, ...]] = (Phase("D", ("D",), "d_losses"), Phase("G", ("G",), "g_losses"))
     default_loss_weights: ClassVar[dict[str, float]] = {"ce": 10.0, "adv": 1.0, "d_real": 1.0, "d_fake": 1.0}
     default_model_options: ClassVar[dict[str, Any]] = {
         "ngf": 64, "ndf": 64, "n_layers_D": 3, "num_D": 2, "d_dropout": 0.0,
@@ -136,7 +137,7 @@ class VitonHDSegRecipe(_VitonHDRecipe):
         if h % 16 or w % 16:
             raise ValueError(f"recipe 'viton_hd.seg': working size {(h, w)} must be divisible by 16 "
                              "(set model.work_size or data.image_size)")
-        self.gan_loss = GANLoss(context.gan_mode)
+        self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [seg input; parse]
 
     def build_networks(self) -> dict[str, nn.Module]:
         return {"G": SegGenerator(21, 13, self.model_options["ngf"]), "D": self._discriminator(21 + 13)}
@@ -161,16 +162,14 @@ class VitonHDSegRecipe(_VitonHDRecipe):
         cond = inputs["seg_input"]
         with torch.no_grad():
             fake = nets["G"](cond).detach()
-        scores = nets["D"](torch.cat([torch.cat([cond, fake], 1), torch.cat([cond, inputs["parse_target"]], 1)], 0))
-        fake_s, real_s = zip(*(s.chunk(2, 0) for s in scores))
-        return {"d_real": self.gan_loss(list(real_s), True), "d_fake": self.gan_loss(list(fake_s), False)}
+        return self.gan.d_terms(nets["D"], fake, inputs["parse_target"], cond)
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         cond = inputs["seg_input"]
         logits = nets["G"](cond, return_logits=True)
         terms = {"ce": F.cross_entropy(logits.float(), inputs["parse_labels"])}
         if "D" in nets and self.loss_weights["adv"] != 0:
-            terms["adv"] = self.gan_loss(nets["D"](torch.cat([cond, torch.sigmoid(logits)], 1)), True, False)
+            terms["adv"], _ = self.gan.g_terms(nets["D"], torch.sigmoid(logits), cond)
         return terms, parse_to_image(logits.detach())
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
@@ -199,7 +198,9 @@ class VitonHDSegRecipe(_VitonHDRecipe):
 
 class VitonHDGMMRecipe(_VitonHDRecipe):
     name: ClassVar[str] = "viton_hd.gmm"
-    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator", "train.lr_g"),)
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"),)
+    #: Regression only: no discriminator and no D phase (rather than stepping a D whose losses weigh 0).
+    phases: ClassVar[tuple[Phase, ...]] = (Phase("G", ("G",), "g_losses"),)
     default_loss_weights: ClassVar[dict[str, float]] = {"l1": 1.0, "gic": 0.04, "mask_l1": 0.0}
     default_model_options: ClassVar[dict[str, Any]] = {
         "ngf": 64, "grid_size": 5, "tps_extent": 0.9,
@@ -235,9 +236,6 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
         warped_mask = F.grid_sample(inputs["cloth_mask"], grid, padding_mode="border", align_corners=False)
         return theta, warped, warped_mask
 
-    def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        raise RuntimeError("recipe 'viton_hd.gmm' has no discriminator; the loop runs no D phase for it")
-
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         theta, warped, warped_mask = self.warp(nets["G"], inputs)
         # The garment target is on white; so is the cloth image, so composite the warp on white too.
@@ -261,8 +259,8 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
 
 class VitonHDAliasRecipe(_VitonHDRecipe):
     name: ClassVar[str] = "viton_hd.alias"
-    networks: ClassVar[tuple[NetworkSpec, ...]] = (
-        NetworkSpec("G", "generator", "train.lr_g"), NetworkSpec("D", "discriminator", "train.lr_d"))
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"), NetworkSpec("D", "discriminator"))
+    phases: ClassVar[tuple[Phase, ...]] = (Phase("D", ("D",), "d_losses"), Phase("G", ("G",), "g_losses"))
     default_loss_weights: ClassVar[dict[str, float]] = {
         "adv": 1.0, "fm": 10.0, "vgg": 10.0, "l1": 10.0, "d_real": 1.0, "d_fake": 1.0, "gp": 0.0}
     default_model_options: ClassVar[dict[str, Any]] = {
@@ -283,19 +281,19 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
             raise ValueError(f"model.num_upsampling_layers: {opts['num_upsampling_layers']!r} is not one of "
                              f"{sorted(UPSAMPLING_MODES)}")
         self._d_options()
-        self.gan_loss = GANLoss(context.gan_mode)
-        self._vgg: VGGPerceptualLoss | None = None
+        self.gan = ConditionalGAN(context.gan_mode)  # D sees [image; 7-class parse]
+        self.perceptual = LazyPerceptual()
         self.frozen_gmm: tuple[VitonHDGMMRecipe, nn.Module] | None = None
 
     def set_frozen(self, gmm_recipe: VitonHDGMMRecipe, gmm: nn.Module) -> None:
         """Use a trained (frozen) GMM's warp as the cloth input instead of the ground-truth garment."""
         self.frozen_gmm = (gmm_recipe, gmm.eval().requires_grad_(False))
 
-    def attach_stage(self, key: str, stage: Recipe, network: nn.Module) -> None:
+    def attach_stage(self, key: str, stage: Recipe, networks: Mapping[str, nn.Module]) -> None:
         if key != "gmm" or not isinstance(stage, VitonHDGMMRecipe):
             raise ValueError(f"recipe 'viton_hd.alias': model.{key} must be a registered '{VitonHDGMMRecipe.name}' "
                              f"model, got a '{stage.name}' model")
-        self.set_frozen(stage, network)
+        self.set_frozen(stage, networks["G"])
 
     def build_networks(self) -> dict[str, nn.Module]:
         o = self.model_options
@@ -322,18 +320,11 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
     def _generate(self, G: nn.Module, x: Mapping[str, Tensor]) -> Tensor:
         return G(x["alias_x"], x["seg"], x["seg_div"], x["misalign"])
 
-    def _perceptual(self, device: torch.device) -> VGGPerceptualLoss:
-        if self._vgg is None:
-            self._vgg = VGGPerceptualLoss()
-        return self._vgg.to(device)
-
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         real, cond = inputs["person"], inputs["seg"]
         with torch.no_grad():
             fake = self._generate(nets["G"], inputs).detach()
-        scores = nets["D"](torch.cat([torch.cat([fake, cond], 1), torch.cat([real, cond], 1)], 0))
-        fake_s, real_s = zip(*(s.chunk(2, 0) for s in scores))
-        terms = {"d_real": self.gan_loss(list(real_s), True), "d_fake": self.gan_loss(list(fake_s), False)}
+        terms = self.gan.d_terms(nets["D"], fake, real, cond)
         if self.loss_weights["gp"] != 0:
             terms["gp"] = gradient_penalty(nets["D"], real, fake, cond)
         return terms
@@ -341,14 +332,12 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         real, cond = inputs["person"], inputs["seg"]
         fake = self._generate(nets["G"], inputs)
-        scores, fake_feats = nets["D"](torch.cat([fake, cond], 1), return_features=True)
-        terms: dict[str, Tensor] = {"adv": self.gan_loss(scores, True, False), "l1": l1_loss(fake, real)}
-        if self.loss_weights["fm"] != 0:
-            with torch.no_grad():
-                _, real_feats = nets["D"](torch.cat([real, cond], 1), return_features=True)
-            terms["fm"] = feature_matching_loss(real_feats, fake_feats)
+        adv, fm = self.gan.g_terms(nets["D"], fake, cond, real if self.loss_weights["fm"] != 0 else None)
+        terms: dict[str, Tensor] = {"adv": adv, "l1": l1_loss(fake, real)}
+        if fm is not None:
+            terms["fm"] = fm
         if self.loss_weights["vgg"] != 0:
-            terms["vgg"] = self._perceptual(fake.device)(fake, real)
+            terms["vgg"] = self.perceptual(fake, real)
         return terms, fake
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
