@@ -31,7 +31,7 @@ import requests
 from cluster import processes
 from cluster.errors import StackError
 from cluster.services import find_binary, ray_env, ray_temp_path
-from cluster.settings import StackSettings
+from cluster.settings import StackSettings, node_environment
 
 NODE_PREFIX = "ray-node-"
 #: Small on purpose: extra local nodes exist to host a training worker or two, not data.
@@ -134,9 +134,12 @@ def _command(settings: StackSettings, index: int, num_cpus: int) -> list[str]:
 
 
 def add_node(settings: StackSettings, index: int | None = None, num_cpus: int = 2, log=print,
-             timeout_s: float = 90.0) -> NodeHandle:
+             timeout_s: float = 90.0, env: dict[str, str | None] | None = None) -> NodeHandle:
     """Start extra node ``index`` (default: the lowest one not running) and wait until the head
-    lists it alive. A node of that index that is already running is returned as it is."""
+    lists it alive. A node of that index that is already running is returned as it is.
+
+    ``env``: changes to the node's environment (a value of None removes the variable), e.g. a node
+    whose endpoint or weight cache differs from the others', as on a badly provisioned cluster."""
     # A head that has just started answers HTTP a moment before its state API lists itself.
     if not processes.wait_until(lambda: bool(head_node_id(settings)), min(timeout_s, 30.0)):
         raise StackError(f"cannot add a Ray node: no live Ray head answers at {settings.ray_job_address}; "
@@ -153,7 +156,13 @@ def add_node(settings: StackSettings, index: int | None = None, num_cpus: int = 
         return NodeHandle(index, node_id, record.pid)
     started = time.monotonic()
     log_file = _log_file(settings, index)
-    record = processes.spawn(_command(settings, index, num_cpus), log_file, ray_env(),
+    node_env = {**ray_env(), **node_environment(settings)}
+    for key, value in (env or {}).items():
+        if value is None:
+            node_env.pop(key, None)
+        else:
+            node_env[key] = value
+    record = processes.spawn(_command(settings, index, num_cpus), log_file, node_env,
                              cwd=settings.service_dir(node_name(index)))
     record.write(_pid_file(settings, index))
     try:

@@ -20,7 +20,15 @@ from typing import Callable
 
 import requests
 
-from cluster.settings import MLFLOW_BUCKET, REGION, SECRET_KEYS, STACK_RAY_AUTH_MODE, Credentials, StackSettings
+from cluster.settings import (
+    MLFLOW_BUCKET,
+    REGION,
+    SECRET_KEYS,
+    STACK_RAY_AUTH_MODE,
+    Credentials,
+    StackSettings,
+    node_environment,
+)
 
 
 class MissingBinaryError(RuntimeError):
@@ -172,7 +180,7 @@ def _ray_command(s: StackSettings, _: Credentials) -> list[str]:
 
 
 def _ray_env(s: StackSettings, _: Credentials) -> dict[str, str]:
-    return ray_env()
+    return {**ray_env(), **node_environment(s)}
 
 
 def ray_env() -> dict[str, str]:

@@ -100,13 +100,19 @@ class Credentials:
 
 def stack_environment(settings: StackSettings, creds: Credentials) -> dict[str, str]:
     """What the env file holds: endpoints plus the generated keys (file mode 0600)."""
+    return {**node_environment(settings), "AWS_ACCESS_KEY_ID": creds.access_key,
+            "AWS_SECRET_ACCESS_KEY": creds.secret_key}
+
+
+def node_environment(settings: StackSettings) -> dict[str, str]:
+    """What every local Ray node starts with, as a real cluster's nodes start with its env file
+    (docs/deploy.md, cluster.env): the endpoints, and the keys only by reference (this env file's
+    path). Jobs see the nodes' environment; `vton submit` forwards only what the user names."""
     return {
         "VTON_STACK_DIR": str(settings.state_dir),
         "VTON_S3_ENDPOINT": settings.s3_endpoint,
         "AWS_ENDPOINT_URL_S3": settings.s3_endpoint,
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint,
-        "AWS_ACCESS_KEY_ID": creds.access_key,
-        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
         "AWS_DEFAULT_REGION": REGION,
         "VTON_BUCKET": DEFAULT_BUCKET,
         "MLFLOW_TRACKING_URI": settings.mlflow_uri,
@@ -129,6 +135,13 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
     tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     tmp.chmod(stat.S_IRUSR | stat.S_IWUSR)
     tmp.replace(path)
+
+
+def _bucket(url: str) -> str | None:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return parsed.netloc if parsed.scheme == "s3" else None
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -169,15 +182,28 @@ def _host_port(address: str) -> str:
     return host_port.replace("localhost:", "127.0.0.1:", 1)
 
 
-def apply_stack_env(state_dir: str | Path | None = None) -> dict[str, str]:
+#: What makes a process talk to the local stack's S3 server (and with its keys).
+STACK_S3_KEYS = frozenset({"VTON_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", CREDENTIALS_FILE_ENV,
+                           "VTON_BUCKET"}) | SECRET_KEYS
+
+
+def apply_stack_env(state_dir: str | Path | None = None, urls: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
     """Export the local stack's endpoints into ``os.environ`` (explicit variables win).
 
-    Returns what was read; an absent env file (no local stack) returns an empty dict.
+    ``urls``: the object-storage URLs the command will touch. One that names a bucket the local
+    stack does not hold (``s3://my-real-bucket/...``) is not the stack's: its S3 endpoint and keys
+    are then left out, so the data goes where the URL says (AWS, or the user's own endpoint)
+    instead of being redirected to the local server. Returns what was applied; an absent env file
+    (no local stack) returns an empty dict.
     """
     path = StackSettings.from_env(state_dir).env_file
     if not path.is_file():
         return {}
     values = read_env_file(path)
+    stack_buckets = {values.get("VTON_BUCKET", DEFAULT_BUCKET), MLFLOW_BUCKET}
+    foreign = sorted({_bucket(u) for u in urls if _bucket(u)} - stack_buckets)
+    if foreign:
+        values = {k: v for k, v in values.items() if k not in STACK_S3_KEYS}
     for key, value in values.items():
         os.environ.setdefault(key, value)
     if SECRET_KEYS & set(values):  # an env file written before the reference existed

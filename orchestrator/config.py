@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import os
 import re
 import types
 import typing
@@ -130,6 +131,9 @@ class CheckpointConfig:
     storage_path: str = ""  # s3://bucket/prefix or a local dir; "" = the local stack's bucket
     every_n_steps: int = 100
     keep: int = 3
+    #: storage_path is a filesystem every node mounts at the same path (NFS, Lustre): a path is then
+    #: allowed on a multi-node cluster (object storage needs no such promise).
+    shared_filesystem: bool = False
 
 
 @dataclass
@@ -153,7 +157,9 @@ class RayConfig:
     cpus_per_worker: float = 1.0
     threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cpus_per_worker
     resources_per_worker: dict[str, float] = field(default_factory=dict)
-    max_failures: int = 0
+    #: Worker-group restarts from the last checkpoint; null: 3 with GPUs (spot nodes are reclaimed;
+    #: each restart costs the steps since the last checkpoint), 0 on CPU.
+    max_failures: int | None = None
     # PACK fills few nodes (fast collectives); SPREAD puts workers on different nodes when it can
     # and still fits them on fewer after a node is lost (with max_failures > 0); STRICT_SPREAD
     # demands one node per worker, so a lost node blocks the retry until a new node joins.
@@ -195,12 +201,12 @@ class Config:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read YAML (with ``_base_`` inheritance), apply dotted overrides, validate fields."""
+    """Read YAML (with ``_base_`` inheritance), apply dotted overrides, expand ``${VAR}``, validate."""
     raw: dict[str, Any] = _read_yaml_tree(Path(path)) if path else {}
     for item in overrides:
         key, value = _split_override(item)
         _set_dotted(raw, key, value)
-    return config_from_dict(raw)
+    return config_from_dict(expand_env(raw))
 
 
 def override_config(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -213,7 +219,7 @@ def override_config(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Conf
     for item in overrides:
         key, value = _split_override(item)
         _set_dotted(raw, key, value)
-    return config_from_dict(raw)
+    return config_from_dict(expand_env(raw))
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> Config:
@@ -230,6 +236,37 @@ def config_from_dict(raw: Mapping[str, Any]) -> Config:
     cfg = _build(Config, raw, "")
     validate_config(cfg)
     return cfg
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(raw: Any, key: str = "") -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in string values, from the environment where the config is
+    resolved: a `vton` command on the workstation, the job's entrypoint on the cluster (a RayJob's
+    pod environment). So a bucket is named once (``VTON_BUCKET`` in the cluster's env file) and
+    configs say ``s3://${VTON_BUCKET}/shards/...``. An unset variable without a default is an error
+    naming the key and the variable."""
+    if isinstance(raw, Mapping):
+        return {k: expand_env(v, _join(key, k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [expand_env(v, f"{key}[{i}]") for i, v in enumerate(raw)]
+    if not isinstance(raw, str) or "${" not in raw:
+        return raw
+
+    def value(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        hint = (" (your bucket: name it in ~/.vton/cluster.env and pass `--env-file ~/.vton/cluster.env`, "
+                "or export it)") if name == "VTON_BUCKET" else ""
+        raise ConfigError(f"{key}: {raw!r} names ${{{name}}}, which is not set; set {name} in the "
+                          f"environment{hint}")
+
+    expanded = _ENV_REFERENCE.sub(value, raw)
+    return type(raw)(expanded) if isinstance(raw, _OverrideText) else expanded
 
 
 def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -450,7 +487,8 @@ def validate_config(cfg: Config) -> None:
         ("ray.num_workers", cfg.ray.num_workers >= 1, ">= 1"),
         ("ray.cpus_per_worker", cfg.ray.cpus_per_worker > 0, "> 0"),
         ("ray.threads_per_worker", cfg.ray.threads_per_worker >= 0, ">= 0 (0 = cpus_per_worker)"),
-        ("ray.max_failures", cfg.ray.max_failures >= -1, ">= -1 (-1 retries forever)"),
+        ("ray.max_failures", cfg.ray.max_failures is None or cfg.ray.max_failures >= -1,
+         ">= -1 (-1 retries forever; null: 3 with GPUs, else 0)"),
     ]
     for key, ok, allowed in checks:
         if not ok:
@@ -526,17 +564,22 @@ _PER_NETWORK_CHECKS = {"betas": parse_betas, "weight_decay": parse_weight_decay,
                        "schedule": parse_schedule}
 
 
-def validate_environment(cfg: Config, gpus_visible: int) -> None:
-    """Checks that depend on where the run will execute (the driver machine or the cluster)."""
-    if cfg.ray.use_gpu and gpus_visible == 0:
+def validate_environment(cfg: Config, gpus_visible: int, gpus_reachable: int | None = None) -> None:
+    """Checks that depend on where the run will execute (the driver machine or the cluster).
+
+    ``gpus_reachable``: what an autoscaler can bring up (default: ``gpus_visible``); a run may ask for
+    GPUs that are not up yet, as long as the cluster can add them."""
+    reachable = gpus_visible if gpus_reachable is None else max(gpus_reachable, gpus_visible)
+    if cfg.ray.use_gpu and reachable == 0:
         raise ConfigError(
-            "ray.use_gpu: true but no GPU is visible (torch.cuda / the Ray cluster report 0); "
-            "set ray.use_gpu=false to train on CPU"
+            "ray.use_gpu: true but no GPU is visible (torch.cuda / the Ray cluster report 0) and no autoscaler "
+            "can add one; set ray.use_gpu=false to train on CPU"
         )
-    if cfg.ray.use_gpu and cfg.ray.num_workers > gpus_visible:
+    if cfg.ray.use_gpu and cfg.ray.num_workers > reachable:
+        more = f" and the autoscaler can bring at most {reachable}" if reachable != gpus_visible else ""
         raise ConfigError(
             f"ray.num_workers: {cfg.ray.num_workers} GPU workers requested but only {gpus_visible} "
-            "GPU(s) are visible; lower ray.num_workers"
+            f"GPU(s) are up{more}; lower ray.num_workers (or raise the GPU group's max_workers)"
         )
     if cfg.strategy.backend == "nccl" and not cfg.ray.use_gpu:
         raise ConfigError("strategy.backend: 'nccl' needs GPUs; use 'gloo' or 'auto' with ray.use_gpu=false")

@@ -261,15 +261,15 @@ def test_preflight_deepspeed_checks(shards, tmp_path):
     from orchestrator.jobs.preflight import preflight
 
     preflight(tiny_config(shards, "strategy.name=deepspeed", "strategy.zero_stage=2", "precision.mode=bf16"),
-              gpus_visible=0)
+              where=0)
     with pytest.raises(ConfigError, match=r"precision.mode: 'fp16' with strategy.name=deepspeed needs GPUs"):
-        preflight(tiny_config(shards, "strategy.name=deepspeed", "precision.mode=fp16"), gpus_visible=0)
+        preflight(tiny_config(shards, "strategy.name=deepspeed", "precision.mode=fp16"), where=0)
     with pytest.raises(ConfigError, match=r"loss.weights.gp: 1.0 .*not supported with strategy.name=deepspeed"):
-        preflight(tiny_config(shards, "strategy.name=deepspeed", "loss.weights.gp=1.0"), gpus_visible=0)
+        preflight(tiny_config(shards, "strategy.name=deepspeed", "loss.weights.gp=1.0"), where=0)
     bad = tmp_path / "ds.json"
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="strategy.deepspeed_config: .* is not valid JSON"):
-        preflight(tiny_config(shards, "strategy.name=deepspeed", f"strategy.deepspeed_config={bad}"), gpus_visible=0)
+        preflight(tiny_config(shards, "strategy.name=deepspeed", f"strategy.deepspeed_config={bad}"), where=0)
     with pytest.raises(ConfigError, match="strategy.zero_stage"):
         tiny_config(shards, "strategy.name=deepspeed", "strategy.zero_stage=3")
 
@@ -290,4 +290,6 @@ def test_override_file_is_deep_merged_per_network(shards, tmp_path):
     assert g["optimizer"]["params"]["eps"] == 1e-8 and g["steps_per_print"] == 5
     assert g["gradient_clipping"] == 1.5 and g["gradient_accumulation_steps"] == 2
     assert g["train_micro_batch_size_per_gpu"] == cfg.data.batch_size
-    assert deepspeed_config(cfg, "G", settings["G"], on_gpu=True)["optimizer"]["params"].get("torch_adam") is None
+    on_gpu = deepspeed_config(cfg, "G", settings["G"], on_gpu=True)["optimizer"]["params"]
+    assert on_gpu["torch_adam"] is True and on_gpu["fused"] is True  # torch's fused CUDA Adam: no JIT build
+    assert "fused" not in g["optimizer"]["params"]

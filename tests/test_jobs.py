@@ -35,14 +35,29 @@ def key_env(monkeypatch, tmp_path) -> Path:
     return ref
 
 
-def test_runtime_env_carries_the_reference_not_the_keys(key_env):
-    env = jobs.runtime_env(load_config(REPO / "configs" / "unet_sa" / "demo.yaml"))
+def test_runtime_env_carries_only_what_the_env_file_names_and_never_keys(key_env, monkeypatch, tmp_path):
+    """Nothing of this shell's environment reaches the job on its own (a workstation's TORCH_HOME or
+    MLFLOW_TRACKING_URI would override the nodes'); an --env-file's variables do; keys never."""
+    monkeypatch.setenv("TORCH_HOME", "/home/me/.cache/torch")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://laptop:5000")
+    cfg = load_config(REPO / "configs" / "unet_sa" / "demo.yaml")
+    env = jobs.runtime_env(cfg)
     text = json.dumps(env)
     assert not any(value in text for value in KEYS.values())
-    assert not credentials.SECRET_KEYS & set(env["env_vars"])
-    assert env["env_vars"][credentials.CREDENTIALS_FILE_ENV] == str(key_env)
-    assert env["env_vars"]["VTON_S3_ENDPOINT"] == "http://127.0.0.1:8333"
+    assert set(env["env_vars"]) == {jobs.CONFIG_ENV, "VTON_GIT_COMMIT", "PYTHONUNBUFFERED"}
     assert env["working_dir"] == str(REPO) and ".venv" in env["excludes"]
+
+    env_file = tmp_path / "cluster.env"
+    env_file.write_text(f"# endpoints\nMLFLOW_TRACKING_URI=https://mlflow.example.com\nVTON_BUCKET=my-bucket\n"
+                        f"{credentials.CREDENTIALS_FILE_ENV}=/home/ray/.vton-credentials\n")
+    forwarded = jobs.runtime_env(cfg, forward=jobs.read_forwarded(env_file))["env_vars"]
+    assert forwarded["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com" and forwarded["VTON_BUCKET"] == "my-bucket"
+    assert forwarded[credentials.CREDENTIALS_FILE_ENV] == "/home/ray/.vton-credentials"
+    assert "TORCH_HOME" not in forwarded
+    with pytest.raises(ValueError, match=r"--env-file .*holds AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; keys never travel"):
+        jobs.read_forwarded(key_env)
+    with pytest.raises(ValueError, match=r"--env-file .*: no such file"):
+        jobs.read_forwarded(tmp_path / "missing.env")
 
 
 def test_trainer_workers_get_the_reference_not_the_keys(key_env):

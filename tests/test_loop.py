@@ -237,18 +237,18 @@ def test_preflight_rejects_bad_runs_before_any_worker(shards):
 
     manifest = f"data.manifest=file://{shards}/shards/train/manifest.json"
     with pytest.raises(ConfigError, match=r"unknown recipe 'pix2pix'; allowed: \[.*'unet_sa'"):
-        preflight(load_config(None, ["model.recipe=pix2pix", manifest]), gpus_visible=0)
+        preflight(load_config(None, ["model.recipe=pix2pix", manifest]), where=0)
     with pytest.raises(ConfigError, match="model: unknown option"):
-        preflight(load_config(None, ["model.recipe=unet_sa", "model.widht=3", manifest]), gpus_visible=0)
+        preflight(load_config(None, ["model.recipe=unet_sa", "model.widht=3", manifest]), where=0)
     with pytest.raises(ConfigError, match="deepspeed"):
-        preflight(tiny_config(shards, "strategy.name=deepspeed", "precision.mode=fp16"), gpus_visible=0)
+        preflight(tiny_config(shards, "strategy.name=deepspeed", "precision.mode=fp16"), where=0)
     with pytest.raises(ConfigError, match="ray.use_gpu"):
-        preflight(tiny_config(shards, "ray.use_gpu=true"), gpus_visible=0)
+        preflight(tiny_config(shards, "ray.use_gpu=true"), where=0)
     with pytest.raises(ConfigError, match="ray.num_workers"):
         tiny_config(shards, "ray.num_workers=0")
     with pytest.raises(ConfigError, match=r"data.representation_on: representation 'viton_hd' has no device-side"):
         preflight(tiny_config(shards, "data.representation=viton_hd", "data.representation_on=consumer"),
-                  gpus_visible=0)
+                  where=0)
 
 
 def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(shards):
@@ -279,7 +279,7 @@ def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
     register(WideInputs)
     try:
         with pytest.raises(ConfigError, match=r"expects 'inputs' with 44 channels, the data gives 41"):
-            preflight(tiny_config(shards, f"model.recipe={WideInputs.name}"), gpus_visible=0)
+            preflight(tiny_config(shards, f"model.recipe={WideInputs.name}"), where=0)
     finally:
         unregister(WideInputs.name)
 
@@ -388,3 +388,54 @@ def test_a_recipe_whose_phases_do_not_fit_its_networks_is_refused_at_registratio
                          (Typo, "names loss method 'g_loss'")):
         with pytest.raises(ValueError, match=message):
             register(cls)
+
+
+def test_checkpoints_go_to_the_bucket_whenever_one_is_configured(monkeypatch):
+    """AWS S3 has no VTON_S3_ENDPOINT: the bucket alone decides (a local path would be refused by Ray
+    Train from any worker on another node at the first checkpoint)."""
+    from orchestrator.checkpoints.storage import is_node_local, storage_url
+
+    for var in ("VTON_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("VTON_BUCKET", "my-vton-bucket")
+    assert storage_url(load_config(None)) == "s3://my-vton-bucket/checkpoints"
+    assert storage_url(load_config(None, ["checkpoint.storage_path=s3://other/ckpt"])) == "s3://other/ckpt"
+    monkeypatch.delenv("VTON_BUCKET")
+    assert is_node_local(storage_url(load_config(None)))
+    assert not is_node_local("s3://b/p") and is_node_local("file:///x") and is_node_local("/x")
+
+
+def test_preflight_refuses_what_a_cluster_run_would_fail_on(shards, tmp_path, monkeypatch):
+    """Where the run executes: a node-local checkpoint path on a multi-node cluster, GPUs the
+    autoscaler cannot reach, pretrained weights the losses need but the node lacks."""
+    from orchestrator.config import ConfigError
+    from orchestrator.jobs.capacity import Capacity
+    from orchestrator.jobs.preflight import preflight
+
+    cluster = Capacity(gpus=0, gpus_reachable=8, nodes=1, nodes_reachable=3, where="the Ray cluster")
+    local = tiny_config(shards, f"checkpoint.storage_path={tmp_path}/ckpt")
+    with pytest.raises(ConfigError, match=r"checkpoint.storage_path: .* on each node's own disk, and the Ray cluster "
+                                          r"has 1 node now, up to 3 with the autoscaler"):
+        preflight(local, cluster)
+    preflight(tiny_config(shards, f"checkpoint.storage_path={tmp_path}/ckpt", "checkpoint.shared_filesystem=true"),
+              cluster)
+    preflight(tiny_config(shards, f"checkpoint.storage_path={tmp_path}/ckpt"), where=0)  # one machine: fine
+    gpu = ["checkpoint.storage_path=s3://b/c", "ray.use_gpu=true", "strategy.backend=nccl"]
+    preflight(tiny_config(shards, *gpu, "ray.num_workers=8"), cluster)  # none up yet, the autoscaler adds 8
+    with pytest.raises(ConfigError, match=r"ray.num_workers: 9 GPU workers requested but only 0 GPU\(s\) are up "
+                                          r"and the autoscaler can bring at most 8"):
+        preflight(tiny_config(shards, *gpu, "ray.num_workers=9"), cluster)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match=r"loss.weights: recipe 'unet_sa' needs pretrained 'vgg19' weights .*"
+                                          r"vton weights prepare"):
+        preflight(tiny_config(shards, "loss.weights.vgg=10"), where=0)
+    preflight(tiny_config(shards, "loss.weights.vgg=0"), where=0)
+    preflight(tiny_config(shards, "loss.weights.vgg=10"), where=None)  # away from the nodes: not checked here
+
+
+def test_max_failures_defaults_to_retries_on_gpu_clusters():
+    from orchestrator.jobs.launch import max_failures
+
+    assert max_failures(load_config(None, ["ray.use_gpu=true"])) == 3  # spot nodes get reclaimed
+    assert max_failures(load_config(None)) == 0
+    assert max_failures(load_config(None, ["ray.use_gpu=true", "ray.max_failures=0"])) == 0

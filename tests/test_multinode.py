@@ -153,9 +153,11 @@ def test_ddp_job_spans_two_nodes_and_resumes_on_the_head_after_losing_one(stack,
     assert mlflow.get_run(result["mlflow_run_id"]).data.tags["vton.run_name"] == name
 
     # The keys went by reference: not in the job's runtime_env, the workers' runtime_env, or any output.
+    # The job carries only its config; endpoints and the key file's path come from the nodes' own
+    # environment (as a real cluster's env file), which both nodes had.
     secrets = [stack.env[k] for k in SECRET_KEYS if stack.env.get(k)]
     env_vars = client.get_job_info(submission_id).runtime_env["env_vars"]
-    assert not SECRET_KEYS & set(env_vars) and env_vars[CREDENTIALS_FILE_ENV] == str(settings.env_file)
+    assert not SECRET_KEYS & set(env_vars) and CREDENTIALS_FILE_ENV not in env_vars
     for actor in first_attempt + retried:
         assert not any(s in str(actor.serialized_runtime_env) for s in secrets)
     assert len(secrets) == 2 and not any(s in text for s in secrets)

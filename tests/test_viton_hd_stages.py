@@ -59,7 +59,7 @@ def test_alias_trains_on_the_registered_gmm_pinned_to_the_version_the_alias_name
     from orchestrator.train.loop import GanLoop, WorkerContext
 
     cfg = _alias_config(registered["root"], f"models:/{registered['gmm']}@champion")
-    preflight(cfg, gpus_visible=0)
+    preflight(cfg, where=0)
     assert cfg.model.options["gmm"] == f"models:/{registered['gmm']}/1"  # pinned: @champion may move later
     assert cfg.to_dict()["model"]["gmm"] == f"models:/{registered['gmm']}/1"  # what workers and MLflow get
 
@@ -82,9 +82,9 @@ def test_a_wrong_or_missing_stage_is_a_config_error_naming_the_key(registered):
 
     with pytest.raises(ConfigError, match=r"model.gmm: .* is a 'unet_sa' model; recipe 'viton_hd.alias' needs "
                                           r"a 'viton_hd.gmm' model"):
-        preflight(_alias_config(registered["root"], f"models:/{registered['unet']}/1"), gpus_visible=0)
+        preflight(_alias_config(registered["root"], f"models:/{registered['unet']}/1"), where=0)
     with pytest.raises(ConfigError, match=r"model.gmm: .*not found in the MLflow registry"):
-        preflight(_alias_config(registered["root"], "models:/vton-no-such-gmm@champion"), gpus_visible=0)
+        preflight(_alias_config(registered["root"], "models:/vton-no-such-gmm@champion"), where=0)
 
 
 def test_imported_official_gmm_is_registered_with_its_config_so_alias_can_consume_it(registered, tmp_path, capsys):
@@ -109,7 +109,7 @@ def test_imported_official_gmm_is_registered_with_its_config_so_alias_can_consum
     assert all(torch.equal(model.generator.state_dict()[k], v) for k, v in released.items())
 
     cfg = _alias_config(registered["root"], f"models:/{prefix}-gmm@champion")
-    preflight(cfg, gpus_visible=0)
+    preflight(cfg, where=0)
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
     gmm_recipe, gmm = recipe.frozen_gmm

@@ -72,7 +72,7 @@ def test_a_run_starts_g_and_d_from_the_registered_stage_and_trains_them(source):
 
     cfg = _config(source["root"], f"{source['name']}-next", "tracking.enabled=false",
                   f"model.init.G=models:/{source['name']}@champion", f"model.init.D=models:/{source['name']}@champion")
-    preflight(cfg, gpus_visible=0)
+    preflight(cfg, where=0)
     pinned = f"models:/{source['name']}/{source['version']}"
     assert cfg.model.init == {"G": pinned, "D": pinned}  # the alias may move later; the run names the version
     loop = GanLoop(cfg, WorkerContext())
@@ -106,7 +106,7 @@ def test_warm_start_errors_name_the_key_before_any_worker(source, overrides, mes
     from orchestrator.jobs.preflight import preflight
 
     with pytest.raises(ConfigError, match=message):
-        preflight(_config(source["root"], "x", *[o.format(name=source["name"]) for o in overrides]), gpus_visible=0)
+        preflight(_config(source["root"], "x", *[o.format(name=source["name"]) for o in overrides]), where=0)
 
 
 def test_a_model_whose_class_moved_is_rebuilt_from_its_state_dicts(source, tmp_path, monkeypatch):

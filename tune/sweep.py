@@ -146,7 +146,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     import ray
     from ray import tune
 
-    from orchestrator.jobs.launch import gpus_in_ray_cluster
+    from orchestrator.jobs.capacity import Capacity
     from orchestrator.jobs.preflight import preflight
     from orchestrator.checkpoints.storage import storage_location, storage_url
     from orchestrator.registry.tracking import registered_model_name
@@ -156,7 +156,7 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     from tune.trial import run_trial
 
     cfg, space, s = plan.cfg, plan.space, plan.settings
-    preflight(cfg, gpus_in_ray_cluster())  # data reachable and shaped for the recipe
+    preflight(cfg, Capacity.of_ray_cluster())  # data reachable and shaped for the recipe
     per_trial = s.trial_cpus + cfg.ray.num_workers * cfg.ray.cpus_per_worker
     cluster_cpus = ray.cluster_resources().get("CPU", 0)
     if per_trial > cluster_cpus:

@@ -174,6 +174,11 @@ class Recipe(ABC):
         """
         raise ValueError(f"recipe '{self.name}' consumes no earlier stage '{key}' (it consumes {sorted(self.consumes)})")
 
+    def required_weights(self) -> tuple[str, ...]:
+        """Pretrained files (``vton_models.weights`` names) this stage's losses load with the
+        configured weights, e.g. ``("vgg19",)`` for a perceptual term; checked before a run starts."""
+        return ()
+
     def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Held-out metrics beyond the image ones, one value per image (the validator averages them
         across ranks). Image metrics of ``generate`` vs ``target`` are always computed; a stage whose

@@ -20,13 +20,20 @@ def run_storage(cfg: Config) -> tuple[str, Any]:
     return storage_location(storage_url(cfg))
 
 def storage_url(cfg: Config) -> str:
-    """Where runs keep checkpoints, as a URL: checkpoint.storage_path, else the stack's bucket."""
+    """Where runs keep checkpoints, as a URL: ``checkpoint.storage_path``; else
+    ``s3://$VTON_BUCKET/checkpoints`` whenever a bucket is configured (AWS S3 or any S3-compatible
+    endpoint); else ``~/.vton/checkpoints`` on this machine, usable by one-node runs only."""
     if cfg.checkpoint.storage_path:
         return cfg.checkpoint.storage_path
     bucket = os.environ.get("VTON_BUCKET")
-    if os.environ.get("VTON_S3_ENDPOINT") and bucket:
+    if bucket:
         return f"s3://{bucket}/checkpoints"
     return str(Path.home() / ".vton" / "checkpoints")
+
+
+def is_node_local(url: str) -> bool:
+    """A path (or file://) that each node resolves on its own disk, unlike object storage."""
+    return urlparse(url).scheme in ("", "file")
 
 def storage_location(url: str) -> tuple[str, Any]:
     """``s3://bucket/key`` | ``file:///path`` | a path -> (path for pyarrow, filesystem or None).

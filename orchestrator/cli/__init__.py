@@ -11,11 +11,11 @@ import argparse
 import sys
 from typing import Sequence
 
-from orchestrator.cli import config, evaluation, models, registry, shard, stack, training, tune
+from orchestrator.cli import config, doctor, evaluation, models, registry, shard, stack, training, tune
 from orchestrator.cli.common import EXIT_USAGE, UserError
 
 #: One module per command group, in the order `vton --help` lists them.
-COMMAND_GROUPS = (stack, config, shard, models, training, evaluation, registry, tune)
+COMMAND_GROUPS = (stack, config, shard, models, training, doctor, evaluation, registry, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     """Thin: options -> orchestrator.evaluate.run_eval -> table + JSON."""
     from cluster.settings import apply_stack_env
 
-    apply_stack_env()
+    apply_stack_env(urls=[args.data, args.checkpoint or ""])
     import vton_models  # noqa: F401  - torchvision CPU shim first
     from orchestrator.evaluation.evaluate import run_eval
     from orchestrator.registry.models import ModelError
@@ -32,6 +32,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         Path(args.out).write_text(result.to_json())
         print(f"  wrote {args.out}")
     return 0
+
 
 def _cmd_tryon(args: argparse.Namespace) -> int:
     from cluster.settings import apply_stack_env

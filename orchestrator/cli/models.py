@@ -85,6 +85,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
               f"out={info['output_shape']}")
     return 0
 
+
 def _cmd_weights(args: argparse.Namespace) -> int:
     from vton_models import weights
 

@@ -40,6 +40,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print(f"registered {uri} as models:/{uri.split('/')[1]}@champion ({stage})")
     return 0
 
+
 def _import_parser(family: str, importer) -> argparse.ArgumentParser:
     """The options of ``vton import FAMILY``, from the family's importer (built only when used: the
     families import torch, and `vton --help` must stay fast)."""
@@ -59,7 +60,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         raise UserError("vton promote: --data MANIFEST_URL (the held-out test split) is required")
     from cluster.settings import apply_stack_env
 
-    apply_stack_env()
+    apply_stack_env(urls=[args.data or ""])
     import vton_models  # noqa: F401  - torchvision CPU shim first
     import contextlib
 

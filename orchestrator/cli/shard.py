@@ -15,10 +15,11 @@ def _parse_size(text: str) -> tuple[int, int]:
         raise UserError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 64x48") from None
     return height, width
 
+
 def _cmd_shard(args: argparse.Namespace) -> int:
     from cluster.settings import apply_stack_env
 
-    apply_stack_env()
+    apply_stack_env(urls=[getattr(args, "dest", None) or getattr(args, "manifest", None) or ""])
     if args.action == "synth":
         from shards.synthetic import synthesize
 

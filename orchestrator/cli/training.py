@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from orchestrator.cli.common import UserError, add_config_args
+from orchestrator.cli.common import UserError, add_config_args, add_env_file_arg, apply_env_file
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -19,14 +19,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     match_stack_auth_mode(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
     import ray
 
-    from orchestrator.jobs.launch import fit, gpus_on_this_machine
+    from orchestrator.jobs.capacity import Capacity
+    from orchestrator.jobs.launch import fit
     from orchestrator.jobs.preflight import preflight
 
-    preflight(cfg, gpus_on_this_machine())
+    preflight(cfg, Capacity.this_machine())
     ray.init(address=cfg.ray.address or None, include_dashboard=False, log_to_driver=True)
     outcome = fit(cfg)
     print(outcome.to_json() if args.json else _describe_outcome(outcome.__dict__))
     return 0
+
 
 def _describe_outcome(result: dict) -> str:
     lines = [f"run {result['name']}: {result['steps']} steps"]
@@ -40,13 +42,15 @@ def _describe_outcome(result: dict) -> str:
             lines.append(f"  {label}: {values}")
     return "\n".join(lines)
 
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from orchestrator.jobs import submit as jobs
     from orchestrator.config import load_config
 
+    apply_env_file(args.env_file)
     cfg = load_config(args.config, args.overrides)  # validated before anything reaches the cluster
     try:
-        client, job_id = jobs.submit(cfg, image=args.image, requirements=args.requirements)
+        client, job_id = jobs.submit(cfg, image=args.image, requirements=args.requirements, env_file=args.env_file)
     except (ValueError, ConnectionError) as exc:  # --image/--requirements problems, an unreachable head
         raise UserError(str(exc)) from None
     print(f"submitted job {job_id}")
@@ -60,10 +64,12 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(_describe_outcome(outcome.result))
     return 0
 
+
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     """Thin: orchestrator.jobs.pipeline orders, checks and submits the stages; a failed stage stops it."""
     from cluster.settings import apply_stack_env
 
+    apply_env_file(args.env_file)
     apply_stack_env()
     import vton_models  # noqa: F401
     from orchestrator.jobs import submit as jobs
@@ -73,13 +79,14 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     check_stages(stages)  # GPUs are the cluster's: each job's entrypoint checks them where it runs
     print("pipeline: " + " -> ".join(f"{s.name} ({s.cfg.model.recipe})" for s in stages))
     try:
-        results = run_pipeline(stages, jobs.progress_printer(args.verbose))
+        results = run_pipeline(stages, jobs.progress_printer(args.verbose), env_file=args.env_file)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for r in results:
         print(f"{r.stage:8s} job {r.job_id}  MLflow run {r.mlflow_run_id}  model {r.model_uri}")
     return 0
+
 
 def _cmd_jobs(args: argparse.Namespace) -> int:
     """Thin: the Job SDK calls live in orchestrator.jobs; an unknown ID is a user error."""
@@ -113,6 +120,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             raise UserError(f"no job {args.job_id!r} on {args.address or jobs.job_address()}") from None
         raise UserError(str(exc)) from None
 
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from orchestrator.jobs.demo import run_demo
 
@@ -128,6 +136,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="submit a training run as a Ray job (ray job submit)")
     add_config_args(p)
     p.add_argument("--no-wait", action="store_true")
+    add_env_file_arg(p)
     p.add_argument("--verbose", action="store_true", help="stream all job logs, not only progress")
     packaging = p.add_mutually_exclusive_group()
     packaging.add_argument("--image", default=None,
@@ -149,6 +158,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pipeline", help="train a multi-stage family's stages in order, each a Ray job")
     p.add_argument("directory", help="a folder of stage configs, e.g. configs/viton_hd/")
     p.add_argument("overrides", nargs="*", help="key=value for every stage, or STAGE:key=value for one")
+    add_env_file_arg(p)
     p.add_argument("--verbose", action="store_true", help="stream all job logs")
     p.set_defaults(handler=_cmd_pipeline)
 

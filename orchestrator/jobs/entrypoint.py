@@ -20,7 +20,9 @@ RESULT_PREFIX = "VTON_RESULT "
 CONFIG_ENV = "VTON_RESOLVED_CONFIG"
 
 
-def resolve(argv: list[str]) -> Config:
+def resolve(argv: list[str], required: bool = True) -> Config:
+    """The run config: a path and overrides, else ``VTON_RESOLVED_CONFIG``; with ``required=False``
+    the defaults when neither is given (the doctor checks a cluster without a run in mind)."""
     parser = argparse.ArgumentParser(prog="python -m orchestrator.jobs.entrypoint")
     parser.add_argument("config", nargs="?", help="YAML run config (omit when VTON_RESOLVED_CONFIG is set)")
     parser.add_argument("overrides", nargs="*")
@@ -29,6 +31,8 @@ def resolve(argv: list[str]) -> Config:
         return load_config(args.config, args.overrides)
     if os.environ.get(CONFIG_ENV):
         return config_from_dict(json.loads(os.environ[CONFIG_ENV]))
+    if not required:
+        return load_config(None, args.overrides)
     parser.error(f"give a config path or set {CONFIG_ENV}")
     raise AssertionError  # unreachable
 
@@ -40,11 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         credentials.load()  # the keys arrive by reference (VTON_CREDENTIALS_FILE) or with the node
         import ray
 
-        from orchestrator.jobs.launch import fit, gpus_in_ray_cluster
+        from orchestrator.jobs.capacity import Capacity
+        from orchestrator.jobs.launch import fit
         from orchestrator.jobs.preflight import preflight
 
         ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=True)
-        preflight(cfg, gpus_in_ray_cluster())
+        preflight(cfg, Capacity.of_ray_cluster())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

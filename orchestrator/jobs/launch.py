@@ -110,12 +110,19 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
         ),
         run_config=RunConfig(
             name=cfg.name, storage_path=storage_path, storage_filesystem=filesystem,
-            failure_config=FailureConfig(max_failures=cfg.ray.max_failures),
+            failure_config=FailureConfig(max_failures=max_failures(cfg)),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.keep),
             worker_runtime_env={"env_vars": env},
             callbacks=list(callbacks),
         ),
     )
+
+
+def max_failures(cfg: Config) -> int:
+    """``ray.max_failures``, or its default: 3 on GPU clusters (spot nodes get reclaimed), 0 on CPU."""
+    if cfg.ray.max_failures is not None:
+        return cfg.ray.max_failures
+    return 3 if cfg.ray.use_gpu else 0
 
 
 def fit(cfg: Config) -> TrainingOutcome:
@@ -136,13 +143,4 @@ def fit(cfg: Config) -> TrainingOutcome:
     )
 
 
-def gpus_on_this_machine() -> int:
-    import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def gpus_in_ray_cluster() -> int:
-    import ray
-
-    return int(ray.cluster_resources().get("GPU", 0))

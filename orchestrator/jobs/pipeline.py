@@ -89,20 +89,20 @@ def load_stages(directory: str | Path, overrides: Sequence[str] = ()) -> list[St
     return ordered
 
 
-def check_stages(stages: Sequence[Stage], gpus_visible: int | None = None) -> None:
+def check_stages(stages: Sequence[Stage], where=None) -> None:
     """Preflight of every stage before any job; a consumed stage produced here is not registered yet,
     so that key is checked when its job starts."""
     from orchestrator.jobs.preflight import preflight
 
     for stage in stages:
         try:
-            preflight(stage.cfg, gpus_visible)
+            preflight(stage.cfg, where)
         except ConfigError as exc:
             raise ConfigError(f"stage '{stage.name}' ({stage.path}): {exc}") from None
 
 
-def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print
-                 ) -> list[StageResult]:
+def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print,
+                 env_file: str | None = None) -> list[StageResult]:
     """Submit the stages one after another, wiring each consumed key and warm start to the version just
     registered."""
     from orchestrator.jobs import submit as jobs
@@ -120,7 +120,7 @@ def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: C
             if network not in stage.cfg.model.init and recipe in produced:
                 stage.cfg.model.init[network] = f"{produced[recipe]}#{source_network or network}"
                 say(f"==> {stage.name}: model.init.{network} = {stage.cfg.model.init[network]}")
-        client, job_id = jobs.submit(stage.cfg)
+        client, job_id = jobs.submit(stage.cfg, env_file=env_file)
         say(f"==> {stage.name}: job {job_id} ({stage.cfg.model.recipe}, {stage.cfg.train.steps} steps)")
         outcome = jobs.wait(client, job_id, on_line)
         if outcome.status != "SUCCEEDED" or outcome.result is None:

@@ -10,22 +10,28 @@ import logging
 import math
 
 from orchestrator.config import Config, ConfigError, validate_environment
+from orchestrator.jobs.capacity import Capacity
 
 log = logging.getLogger("vton.preflight")
 
 
-def preflight(cfg: Config, gpus_visible: int | None) -> None:
+def preflight(cfg: Config, where: Capacity | int | None) -> None:
     """Checks that need the recipe registry and the data; raises ConfigError naming the culprit.
 
-    ``gpus_visible=None``: checked away from where the run executes (GPUs unknown here); the job's
-    own preflight on the cluster checks the environment again.
+    ``where``: the capacity of where the run executes (``Capacity.of_ray_cluster()`` in a job's
+    entrypoint, ``Capacity.this_machine()`` for ``vton train``; an int is one machine with that many
+    GPUs); None: checked away from it (GPUs, nodes and pretrained files unknown here), and the job's
+    own preflight on the cluster checks them again.
     """
+    if isinstance(where, int):
+        where = Capacity.this_machine(where)
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.stages import pin_consumed_stages, pin_initial_weights
     from orchestrator.train.optim import resolve_optimizers
 
-    if gpus_visible is not None:
-        validate_environment(cfg, gpus_visible)
+    if where is not None:
+        validate_environment(cfg, where.gpus, where.gpus_reachable)
+        _check_checkpoint_storage(cfg, where)
     try:
         recipe = build_recipe_from_config(cfg)
     except (ValueError, KeyError) as exc:
@@ -37,9 +43,40 @@ def preflight(cfg: Config, gpus_visible: int | None) -> None:
         log.info("model.%s pinned to %s", key, uri)
     for network, uri in pin_initial_weights(cfg, recipe).items():
         log.info("model.init.%s pinned to %s", network, uri)
+    if where is not None:
+        _check_pretrained_weights(recipe)
     if not cfg.data.manifest:
         raise ConfigError("data.manifest is empty: point it at a manifest.json written by `vton shard build`")
     _check_data_fits_model(cfg, recipe)
+
+
+def _check_checkpoint_storage(cfg: Config, where: Capacity) -> None:
+    """Ray Train uploads every worker's checkpoint to ``storage_path``; a path on one node's disk is
+    refused from a worker on another node at the first checkpoint, so refuse it here instead."""
+    from orchestrator.checkpoints.storage import is_node_local, storage_url
+
+    url = storage_url(cfg)
+    if where.nodes_reachable > 1 and is_node_local(url) and not cfg.checkpoint.shared_filesystem:
+        nodes = (f"{where.nodes} nodes" if where.nodes > 1 else
+                 f"{where.nodes} node now, up to {where.nodes_reachable} with the autoscaler")
+        raise ConfigError(
+            f"checkpoint.storage_path: {url} is on each node's own disk, and {where.where} has {nodes}; Ray Train "
+            "cannot collect checkpoints there. Use object storage (set VTON_BUCKET, giving "
+            "s3://$VTON_BUCKET/checkpoints, or checkpoint.storage_path=s3://BUCKET/PREFIX), or set "
+            "checkpoint.shared_filesystem=true if that path is a filesystem every node mounts (NFS, Lustre)")
+
+
+def _check_pretrained_weights(recipe) -> None:
+    """The pretrained files the run's losses load (e.g. VGG19 for a perceptual term), where the run
+    starts: a missing file would otherwise fail every retry at the first step."""
+    from vton_models.weights import MissingWeightsError, require
+
+    for name in recipe.required_weights():
+        try:
+            require(name)
+        except MissingWeightsError as exc:
+            raise ConfigError(f"loss.weights: recipe '{recipe.name}' needs pretrained '{name}' weights with these "
+                              f"loss weights: {exc}") from None
 
 def _check_deepspeed(cfg: Config, recipe) -> None:
     """Combinations DeepSpeed 0.19.8 cannot run, refused on the driver before any worker starts."""

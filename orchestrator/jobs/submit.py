@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from orchestrator.config import Config
+from orchestrator import credentials
 from orchestrator.credentials import without_secrets
 from orchestrator.jobs.entrypoint import CONFIG_ENV, RESULT_PREFIX
-from orchestrator.jobs.launch import FORWARDED_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Never uploaded with the job: environments, local state, VCS data, build outputs.
@@ -66,12 +66,18 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def runtime_env(cfg: Config, image: str | None = None, requirements: str | Path | None = None) -> dict:
-    """The job's runtime_env: endpoints and the resolved config as env vars, the S3 keys only by
-    reference (see credentials.py: the head stores and shows everything placed here), and either the
-    project as working dir (optionally with pinned pip requirements) or a container image holding it.
+def runtime_env(cfg: Config, image: str | None = None, requirements: str | Path | None = None,
+                forward: dict[str, str] | None = None) -> dict:
+    """The job's runtime_env: the resolved config, the variables the user forwards (``forward``: an
+    ``--env-file``'s), the S3 keys never (only a key file's path: the head stores and shows
+    everything placed here, see credentials.py), and either the project as working dir (optionally
+    with pinned pip requirements) or a container image holding it.
+
+    Nothing else from this machine's environment goes along: the nodes' own environment (a real
+    cluster's cluster.env or configmap; the local stack starts its nodes with its endpoints) is what
+    jobs see, and a workstation's ``TORCH_HOME`` or ``MLFLOW_TRACKING_URI`` would silently override it.
     """
-    env = without_secrets({k: os.environ[k] for k in FORWARDED_ENV if k in os.environ})
+    env = without_secrets(dict(forward or {}))
     env[CONFIG_ENV] = json.dumps(cfg.to_dict())
     env["VTON_GIT_COMMIT"] = _git_commit()
     env["PYTHONUNBUFFERED"] = "1"
@@ -85,6 +91,22 @@ def runtime_env(cfg: Config, image: str | None = None, requirements: str | Path 
     if requirements:
         out["pip"] = {"packages": pinned_requirements(Path(requirements)), "pip_check": False}
     return out
+
+
+def read_forwarded(env_file: str | Path) -> dict[str, str]:
+    """The variables of an ``--env-file`` (KEY=VALUE lines); keys in it are refused, not forwarded."""
+    from cluster.settings import read_env_file
+
+    path = Path(env_file).expanduser()
+    if not path.is_file():
+        raise ValueError(f"--env-file {env_file}: no such file")
+    values = read_env_file(path)
+    secrets = sorted(credentials.SECRET_KEYS & set(values))
+    if secrets:
+        raise ValueError(f"--env-file {env_file}: holds {', '.join(secrets)}; keys never travel with a job (the head "
+                         f"stores and shows its environment). Put them in a file the nodes can read and name it "
+                         f"with {credentials.CREDENTIALS_FILE_ENV}, or give the nodes an instance role")
+    return values
 
 
 def pinned_requirements(path: Path) -> list[str]:
@@ -101,14 +123,19 @@ def pinned_requirements(path: Path) -> list[str]:
 
 
 def submit(cfg: Config, address: str | None = None, image: str | None = None,
-           requirements: str | Path | None = None) -> tuple[object, str]:
+           requirements: str | Path | None = None, env_file: str | Path | None = None,
+           entrypoint: str = "python -m orchestrator.jobs.entrypoint", kind: str = "run") -> tuple[object, str]:
+    """Submit ``cfg`` as a Ray job (the trainer, or another ``entrypoint`` reading the same resolved
+    config, such as the doctor); ``env_file``'s variables (KEY=VALUE lines) go with it."""
     from ray.job_submission import JobSubmissionClient
 
     target = address or job_address(cfg)  # for the local stack this also exports its endpoints
-    env = runtime_env(cfg, image=image, requirements=requirements)  # its errors before any connection
+    forward = read_forwarded(env_file) if env_file else {}
+    env = runtime_env(cfg, image=image, requirements=requirements, forward=forward)  # errors before connecting
     client = JobSubmissionClient(target)
-    job_id = client.submit_job(entrypoint="python -m orchestrator.jobs.entrypoint", runtime_env=env,
-                               submission_id=f"vton-{cfg.name}-{int(time.time())}",
+    prefix = f"vton-{cfg.name}" if kind == "run" else f"vton-{kind}"
+    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=env,
+                               submission_id=f"{prefix}-{int(time.time())}",
                                metadata={"vton.run_name": cfg.name, "vton.recipe": cfg.model.recipe})
     return client, job_id
 

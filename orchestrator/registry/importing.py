@@ -37,7 +37,8 @@ def register_imported(family: str, nets: Mapping[str, nn.Module], sources: Mappi
         name = f"{name_prefix}-{stage}"
         cfg = load_config(CONFIGS / family / f"{stage}.yaml", [
             f"name=import-{name}-{stamp}", f"tracking.experiment=vton-{family}-import", f"tracking.model_name={name}",
-            "tracking.system_metrics=false", *overrides])
+            "tracking.system_metrics=false", "data.manifest=", "data.val_manifest=",  # weights, not a dataset
+            *overrides])
         generator = build_recipe_from_config(cfg).generator_names()[0]
         tracker = MlflowTracker(cfg, None)
         try:

@@ -16,8 +16,8 @@ GAN semantics that DeepSpeed does not give for free, and how this module keeps t
 * **G's loss flows through D's plain module, D frozen.** ``module(name)`` returns the engine's
   ``.module``: calling D's *engine* inside G's backward raises at ZeRO 0 ("Direct calls to
   tensor.backward() are not supported") and would run D's reduction hooks at ZeRO 1/2.
-* **Accumulation boundaries come from the loop, not from DeepSpeed's counter.** ``accumulate(name,
-  boundary)`` sets the engine's boundary explicitly before the micro-step's backward (ZeRO-1/2 decide
+* **Accumulation boundaries come from the loop, not from DeepSpeed's counter.** ``accumulate(names,
+  boundary)`` sets the engines' boundary explicitly before the micro-step's backward (ZeRO-1/2 decide
   whether to reduce/partition gradients from it during backward), and ``engine.step()`` runs after
   EVERY micro-step as DeepSpeed expects: on non-boundary micro-steps it only advances
   ``micro_steps``, on the boundary (``step(name)``) it reduces, clips and updates.
@@ -37,9 +37,9 @@ is told to reuse it (``init_distributed(auto_mpi_discovery=False)``), so no laun
 needed. A bare single process (tests, the precision probe) gets a 1-rank gloo group on a free port.
 
 JIT builds: on CPU DeepSpeed always builds ``deepspeed_shm_comm`` once; ``"torch_adam": true`` keeps
-``fused_adam`` from being compiled. The build cache is ``TORCH_EXTENSIONS_DIR`` (torch's own knob,
+``fused_adam`` from being compiled anywhere (on GPUs torch's fused Adam kernel takes its place). The build cache is ``TORCH_EXTENSIONS_DIR`` (torch's own knob,
 default ``~/.cache/torch_extensions``); ``VTON_TORCH_EXTENSIONS_DIR`` sets it for workers (see
-``launch.FORWARDED_ENV``) so a cluster can point it at a persistent volume.
+``jobs.launch.FORWARDED_ENV``) so a cluster can point it at a persistent volume.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu
 
     Why each entry: ``adam_w_mode`` and ``weight_decay`` from the network's resolved optimizer make
     DeepSpeed's "Adam" the same torch Adam (L2 decay) or AdamW the DDP strategy uses (DeepSpeed's
-    default would be AdamW); ``torch_adam`` on CPU avoids compiling fused_adam;
+    default would be AdamW); ``torch_adam`` makes it torch's own optimizer, so no node JIT-compiles
+    DeepSpeed's FusedAdam (which needs an nvcc matching torch's CUDA in the image), and on GPUs
+    ``fused`` picks torch's single-kernel CUDA implementation instead;
     ``train_micro_batch_size_per_gpu``/``gradient_accumulation_steps`` mirror
     ``data.batch_size``/``train.grad_accum`` so DeepSpeed's batch arithmetic matches ours.
     """
@@ -82,8 +84,9 @@ def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu
         "lr": settings.lr, "betas": list(settings.betas), "eps": 1e-8,
         "weight_decay": settings.weight_decay, "adam_w_mode": settings.type == "adamw",
     }
-    if not on_gpu:
-        optimizer_params["torch_adam"] = True
+    optimizer_params["torch_adam"] = True
+    if on_gpu:
+        optimizer_params["fused"] = True
     generated: dict[str, Any] = {
         "train_micro_batch_size_per_gpu": cfg.data.batch_size,
         "gradient_accumulation_steps": cfg.train.grad_accum,

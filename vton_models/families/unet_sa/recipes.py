@@ -128,6 +128,9 @@ class UnetSARecipe(Recipe):
         discriminator = PatchGANDiscriminator(input_channels=6, ndf=opts["ndf"])
         return {"G": generator, "D": discriminator}
 
+    def required_weights(self) -> tuple[str, ...]:
+        return ("vgg19",) if self.loss_weights["vgg"] != 0 else ()
+
     # -- data -------------------------------------------------------------------------------
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}

@@ -295,6 +295,9 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
                              f"model, got a '{stage.name}' model")
         self.set_frozen(stage, networks["G"])
 
+    def required_weights(self) -> tuple[str, ...]:
+        return ("vgg19",) if self.loss_weights["vgg"] != 0 else ()
+
     def build_networks(self) -> dict[str, nn.Module]:
         o = self.model_options
         return {"G": ALIASGenerator(9, 7, o["ngf"], o["num_upsampling_layers"], o["norm_hidden"]),
