@@ -72,8 +72,10 @@ def test_ray_job_submit_runs_against_the_head(stack, tmp_path):
 
 
 def _isolated_settings(tmp_path: Path) -> StackSettings:
-    """A second stack on shifted ports, so this test never disturbs the session's stack."""
-    ports = StackPorts(s3=28333, seaweed_master=29333, seaweed_volume=29340, seaweed_filer=28888,
+    """A second stack on shifted ports, so this test never disturbs the session's stack. SeaweedFS
+    also listens 10000 above each of its ports (gRPC): those must stay below Linux's ephemeral
+    range (32768+), where any client socket may already hold them."""
+    ports = StackPorts(s3=21333, seaweed_master=21334, seaweed_volume=21340, seaweed_filer=21888,
                        mlflow=25000, ray_gcs=26379, ray_dashboard=28265, ray_client=20001)
     return StackSettings(state_dir=tmp_path / "stack", ports=ports, ray_num_cpus=1)
 
@@ -82,8 +84,8 @@ def test_cli_up_status_down_leaves_no_process(tmp_path):
     settings = _isolated_settings(tmp_path)
     env = {**os.environ, "VTON_STACK_DIR": str(settings.state_dir)}
     env.update({
-        "VTON_S3_PORT": "28333", "VTON_SEAWEED_MASTER_PORT": "29333", "VTON_SEAWEED_VOLUME_PORT": "29340",
-        "VTON_SEAWEED_FILER_PORT": "28888", "VTON_MLFLOW_PORT": "25000", "VTON_RAY_PORT": "26379",
+        "VTON_S3_PORT": "21333", "VTON_SEAWEED_MASTER_PORT": "21334", "VTON_SEAWEED_VOLUME_PORT": "21340",
+        "VTON_SEAWEED_FILER_PORT": "21888", "VTON_MLFLOW_PORT": "25000", "VTON_RAY_PORT": "26379",
         "VTON_RAY_DASHBOARD_PORT": "28265", "VTON_RAY_CLIENT_PORT": "20001",
     })
     try:
@@ -95,12 +97,12 @@ def test_cli_up_status_down_leaves_no_process(tmp_path):
         assert again.returncode == 0 and again.stdout.count("already running") == 4, again.stdout
         status = subprocess.run([VTON, "stack", "status"], env=env, capture_output=True, text=True, timeout=60)
         assert status.returncode == 0, status.stdout + status.stderr
-        for name, address in (("s3", "127.0.0.1:28333"), ("mlflow", "127.0.0.1:25000"), ("ray ", "127.0.0.1:26379"),
+        for name, address in (("s3", "127.0.0.1:21333"), ("mlflow", "127.0.0.1:25000"), ("ray ", "127.0.0.1:26379"),
                               ("ray-node-1", "joined to 127.0.0.1:26379")):
             line = next(l for l in status.stdout.splitlines() if l.startswith(name))
             assert "running" in line and address in line
         env_file = (settings.state_dir / "stack.env").read_text()
-        assert "VTON_S3_ENDPOINT=http://127.0.0.1:28333" in env_file
+        assert "VTON_S3_ENDPOINT=http://127.0.0.1:21333" in env_file
         assert oct((settings.state_dir / "stack.env").stat().st_mode & 0o777) == "0o600"
         assert "SECRET" not in status.stdout
         started = local_stack.leftover_processes(settings)
@@ -114,7 +116,7 @@ def test_cli_up_status_down_leaves_no_process(tmp_path):
     time.sleep(0.5)
     assert [pid for pid in started if processes._start_ticks(pid) is not None] == []
     assert not nodes.node_temp_dir(settings, 1).exists()
-    for port in (28333, 25000, 26379, 28265):
+    for port in (21333, 25000, 26379, 28265):
         assert not processes.port_in_use(port), f"port {port} still bound after down"
     status = subprocess.run([VTON, "stack", "status"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 1 and status.stdout.count("stopped") == 3
@@ -126,7 +128,7 @@ def test_up_names_a_taken_port_and_its_service(tmp_path):
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the previous test's TIME_WAIT
         holder.bind(("127.0.0.1", settings.ports.s3))
         holder.listen()
-        with pytest.raises(local_stack.StackError, match=r"port 28333 \(s3 of the S3 server \(SeaweedFS\)\)"):
+        with pytest.raises(local_stack.StackError, match=r"port 21333 \(s3 of the S3 server \(SeaweedFS\)\)"):
             local_stack.up(settings, log=lambda _m: None)
     assert local_stack.leftover_processes(settings) == []
 
