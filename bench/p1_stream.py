@@ -26,6 +26,12 @@ all through a torch DataLoader with the same number of loader worker processes (
                   (decode + augmentation + the placement's per-sample representation work), still
                   without I/O, tar parsing, collation or IPC.
 
+``--layout mpv_triplets`` measures the same on two-person triplet shards (synthetic MPV: each
+sample carries the second person too, so a sample is ~2x the bytes); its loose baselines read the
+files a multi-pose user needs per triplet (A's photo, parse and pose, B's, the cloth and its mask).
+The representation is still ``unet_sa``, which does not decode the second person: what is
+measured is the data path, not a multi-pose builder.
+
 Every variant is measured ``--rounds`` times, interleaved; ratios are taken within a round
 (variants back to back, so under the most similar load) and the median over rounds is reported. Usage::
 
@@ -52,6 +58,11 @@ from _results import machine_load, write_json
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LOOSE_MEMBERS = ("person.jpg", "cloth.jpg", "cloth_mask.png", "parse.png", "pose.json")
+#: Per layout: the synthetic writer to use, and the members a loose-file user reads per sample.
+LAYOUTS = {
+    "viton_hd": ("viton_hd", LOOSE_MEMBERS),
+    "mpv_triplets": ("mpv", (*LOOSE_MEMBERS, "target.person.jpg", "target.parse.png", "target.pose.json")),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,32 +78,35 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--shuffle-buffer", type=int, default=64)
     p.add_argument("--limit-seconds", type=float, default=8.0, help="duration of each in-memory limit run")
     p.add_argument("--work-dir", default=str(REPO / ".vton" / "bench"))
-    p.add_argument("--out", default=str(RESULTS / "p1_stream.json"))
+    p.add_argument("--layout", default="viton_hd", choices=sorted(LAYOUTS),
+                   help="viton_hd (one person per sample) or mpv_triplets (two-person samples)")
+    p.add_argument("--out", default=None, help="default bench/results/p1_stream[_LAYOUT].json")
     return p.parse_args()
 
 
 # ------------------------------------------------------------------------------------ data
 
 
-def ensure_dataset(work: Path, n: int, size: tuple[int, int], seed: int = 0) -> Path:
-    from shards.synthetic import MARKER, synthesize
+def ensure_dataset(work: Path, n: int, size: tuple[int, int], seed: int = 0, synthetic: str = "viton_hd") -> Path:
+    from shards.synthetic import MARKER, synthesize_layout
 
-    root = work / f"p1-synth-n{n}-{size[0]}x{size[1]}-s{seed}"
+    root = work / f"p1-synth{'' if synthetic == 'viton_hd' else '-' + synthetic}-n{n}-{size[0]}x{size[1]}-s{seed}"
     marker = root / MARKER
     if marker.is_file():
         card = json.loads(marker.read_text())
         if card.get("n") == n and card.get("size") == list(size) and card.get("seed") == seed:
             return root
-    synthesize(root, n=n, size=size, seed=seed)
+    synthesize_layout(synthetic, root, n=n, size=size, seed=seed)
     return root
 
 
-def loose_sources(root: Path) -> list[tuple[str, dict[str, Path], bytes]]:
+def loose_sources(root: Path, layout: str = "viton_hd") -> list[tuple[str, dict[str, Path], bytes]]:
     from shards.layouts import read_layout
     from shards.writer import serialise_meta
 
-    return [(s.key, {m: Path(s.paths[m]) for m in LOOSE_MEMBERS}, serialise_meta(s.meta))
-            for s in read_layout("viton_hd", root, "train")]
+    wanted = LAYOUTS[layout][1]
+    return [(s.key, {m: Path(s.paths[m]) for m in wanted if m in s.paths}, serialise_meta(s.meta))
+            for s in read_layout(layout, root, "train")]
 
 
 def ensure_loose_on_s3(root: Path, url: str, sources) -> None:
@@ -328,14 +342,15 @@ def main() -> dict:
     h, w = (int(v) for v in args.size.lower().split("x"))
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    root = ensure_dataset(work, args.n, (h, w))
+    synthetic = LAYOUTS[args.layout][0]
+    root = ensure_dataset(work, args.n, (h, w), synthetic=synthetic)
     bucket = os.environ.get("VTON_BUCKET", "vton")
-    base = f"s3://{bucket}/bench/p1/n{args.n}-{h}x{w}"
+    base = f"s3://{bucket}/bench/p1/{'' if args.layout == 'viton_hd' else args.layout + '-'}n{args.n}-{h}x{w}"
     t0 = time.perf_counter()
-    manifest = build_shards("viton_hd", root, "train", f"{base}/shards", shard_size_bytes=args.shard_size)
+    manifest = build_shards(args.layout, root, "train", f"{base}/shards", shard_size_bytes=args.shard_size)
     build_s = time.perf_counter() - t0
     manifest = Manifest.load(f"{base}/shards")
-    sources = loose_sources(root)
+    sources = loose_sources(root, args.layout)
     ensure_loose_on_s3(root, f"{base}/loose", sources)
     _MEMORY[:] = [(key, {**{m: p.read_bytes() for m, p in paths.items()}, "meta.json": meta})
                   for key, paths, meta in sources]
@@ -410,9 +425,8 @@ def main() -> dict:
             "samples_per_s": "training samples delivered per second to the main process",
             "stream_s3": "shards.stream.ShardStream over the shards on the S3 server -> augmented 41-channel "
                          "unet_sa batches (DataLoader, loader_workers processes, reused buffers)",
-            "loose_s3": "same per-sample work and DataLoader; the 5 loose VITON-HD files of a sample "
-                        "(image, cloth, cloth-mask, image-parse-v3, openpose_json) fetched one GET each from the "
-                        "same S3 server",
+            "loose_s3": "same per-sample work and DataLoader; the loose files of a sample (the dataset's files "
+                        f"behind {list(LAYOUTS[args.layout][1])}) fetched one GET each from the same S3 server",
             "loose_local": "same, files read from local disk",
             "decode_limit": "pure decode loop over the same members' bytes already in memory, in as many "
                             "processes as loader workers: cv2.imdecode of person.jpg and cloth.jpg (RGB) and "
@@ -428,14 +442,15 @@ def main() -> dict:
             "loader_workers": workers, "timed_batches": args.batches, "warmup_batches": args.warmup,
             "rounds": args.rounds, "shard_size": args.shard_size, "shards": len(manifest.shards),
             "shard_bytes": manifest.num_bytes, "loose_bytes_fetched": loose_bytes,
-            "shuffle_buffer": args.shuffle_buffer, "augment": "paper 000 defaults (jitter p=0.5, blur p=0.3)",
+            "layout": args.layout, "shuffle_buffer": args.shuffle_buffer, "augment": "paper 000 defaults (jitter p=0.5, blur p=0.3)",
             "representation": "unet_sa (41 channels float32)", "limit_seconds": args.limit_seconds,
             "build_shards_seconds": round(build_s, 2),
         },
         "machine": machine_load(load_before, load_after, env.get("VTON_S3_ENDPOINT", os.environ.get("VTON_S3_ENDPOINT"))),
         "command": "python bench/p1_stream.py " + " ".join(sys.argv[1:]),
     }
-    return write_json(args.out, result)
+    out = args.out or str(RESULTS / ("p1_stream.json" if args.layout == "viton_hd" else f"p1_stream_{args.layout}.json"))
+    return write_json(out, result)
 
 
 if __name__ == "__main__":

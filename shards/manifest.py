@@ -6,14 +6,19 @@ let the stream (a) plan an epoch exactly (equal batches on every rank without op
 arbitrary (epoch, step) cheap. ``offsets[i]`` is the byte offset of sample ``i``'s first tar header;
 ``offsets[-1]`` is where the last sample's members end (the tar's end-of-archive blocks follow).
 
-Schema (version 1)::
+Schema (version 2)::
 
-    {"schema_version": 1, "layout": "viton_hd", "split": "train", "created": "<ISO 8601 UTC>",
+    {"schema_version": 2, "layout": "viton_hd", "split": "train", "created": "<ISO 8601 UTC>",
      "source": {...free-form provenance...},
+     "members": {"cloth.jpg": 3, "meta.json": 3, ...},   (how many samples carry each member)
      "shards": [{"name": "train-000000-<sha12>.tar", "samples": 3, "bytes": 30720,
                  "sha256": "<hex>", "keys": [...], "offsets": [...]}],
      "totals": {"shards": 1, "samples": 3, "bytes": 30720}}
 
+Version 1 (shards written before two-person samples) has no ``members``; it still reads
+(``members`` is None then: unknown, as when a version-2 manifest omits it). ``members`` lets a consumer know before streaming whether the
+set carries, e.g., a second person per sample (``target.person.jpg``) or a rendered pose image
+for every sample or only some.
 Shard names are relative to the manifest's directory.
 """
 
@@ -27,8 +32,8 @@ from typing import Any
 
 from shards.store import ObjectNotFoundError, ObjectStore, open_store, split_url
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 MANIFEST_NAME = "manifest.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.tar$")
@@ -68,6 +73,7 @@ class Manifest:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     source: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    members: dict[str, int] | None = None  # None: a version-1 manifest, which did not record them
     base_url: str | None = field(default=None, compare=False, repr=False)
     #: What the ``build_shards`` call that returned this manifest did (``shards.writer.BuildStats``).
     build_stats: Any = field(default=None, compare=False, repr=False)
@@ -101,13 +107,15 @@ class Manifest:
         """True when ``other`` describes the same shards of the same data (``created`` ignored)."""
         return (other is not None and self.layout == other.layout and self.split == other.split
                 and self.shards == other.shards and self.source == other.source
-                and self.schema_version == other.schema_version)
+                and self.schema_version == other.schema_version and self.members == other.members)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, "layout": self.layout, "split": self.split,
-                "created": self.created, "source": self.source,
-                "shards": [s.to_dict() for s in self.shards], "totals": self.totals}
+        doc = {"schema_version": self.schema_version, "layout": self.layout, "split": self.split,
+               "created": self.created, "source": self.source}
+        if self.members is not None:
+            doc["members"] = dict(sorted(self.members.items()))
+        return {**doc, "shards": [s.to_dict() for s in self.shards], "totals": self.totals}
 
     def to_json(self) -> str:
         """Indented at the top level, one line per shard: readable, and small for 100k+ samples."""
@@ -148,8 +156,15 @@ class Manifest:
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
             raise ManifestError(f"{where}: duplicate shard names {dup}")
+        members = None
+        if doc.get("members") is not None:  # version 1 never has it; a hand-made version 2 may omit it
+            raw_members = _field(doc, "members", dict, where)
+            if not all(isinstance(m, str) and isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                       for m, c in raw_members.items()):
+                raise ManifestError(f"{where}: field 'members' must map member names to sample counts")
+            members = dict(raw_members)
         manifest = cls(layout=layout, split=split, shards=shards, created=created, source=source,
-                       schema_version=version)
+                       schema_version=version, members=members)
         totals = doc.get("totals")
         if totals is not None:
             if not isinstance(totals, dict):

@@ -23,6 +23,7 @@ parent's connection pool) and shared by threads of that process (clients are thr
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -288,8 +289,10 @@ def s3_client():
                 read_timeout=120,
                 max_pool_connections=32,
                 # Path-style addressing: local servers (SeaweedFS, MinIO) are reached by IP or a
-                # host name without per-bucket DNS.
-                s3={"addressing_style": "path"} if endpoint else {},
+                # host name without per-bucket DNS. No SigV4 payload hash (botocore skips it on
+                # HTTPS already; on a plain-HTTP endpoint it re-reads every upload to hash it):
+                # bodies carry a checksum header instead, which is signed and which the server verifies.
+                s3={"addressing_style": "path", "payload_signing_enabled": False} if endpoint else {},
             )
             client = _session(env_key).client("s3", endpoint_url=endpoint, config=config)
             _clients[cache_key] = client
@@ -346,6 +349,12 @@ class _StreamingReader(io.RawIOBase):
             with contextlib.suppress(Exception):
                 self._body.close()
         super().close()
+
+
+def _checksum(sha256: str | None) -> dict[str, str]:
+    """The object checksum header for a known sha256 (hex): the server verifies the bytes it
+    received against it, and the client hashes nothing again."""
+    return {"ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode()} if sha256 else {}
 
 
 class S3Store(ObjectStore):
@@ -426,17 +435,25 @@ class S3Store(ObjectStore):
         src = Path(path)
         if not src.is_file():
             raise StoreError(f"cannot store {self.url_for(key)}: source file {src} does not exist")
-        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
-                                max_concurrency=MULTIPART_CONCURRENCY, use_threads=True)
         extra = {"Metadata": {_SHA_META: sha256}} if sha256 else None
         self._require_bucket(key)
         with self._errors(key):
-            self.client.upload_file(str(src), self.bucket, self._key(key), ExtraArgs=extra, Config=config)
+            if src.stat().st_size < MULTIPART_THRESHOLD:
+                # One PUT (upload_file would start a transfer manager and its threads per call). The
+                # sha256 the writer already computed is sent as the object's checksum: the server
+                # verifies the bytes it received against it, and the client hashes nothing again.
+                with open(src, "rb") as body:
+                    self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **(extra or {}),
+                                           **_checksum(sha256))
+            else:
+                config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
+                                        max_concurrency=MULTIPART_CONCURRENCY, use_threads=True)
+                self.client.upload_file(str(src), self.bucket, self._key(key), ExtraArgs=extra, Config=config)
         if move:
             src.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes, sha256: str | None = None) -> None:
-        kwargs = {"Metadata": {_SHA_META: sha256}} if sha256 else {}
+        kwargs = {"Metadata": {_SHA_META: sha256}, **_checksum(sha256)} if sha256 else {}
         self._require_bucket(key)
         with self._errors(key):
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **kwargs)

@@ -274,13 +274,14 @@ class SampleProcessor:
         self.cfg = cfg
         self.augmenter = Augmenter(cfg.image_size, cfg.augment, cfg.augment_options)
         representation = get_representation(cfg.representation)
+        self._parts = representation.reads
         if cfg.representation_on == "consumer":
             self._build = lambda sample: representation.compact_sample(sample, **cfg.representation_options)
         else:
             self._build = lambda sample: representation(sample, **cfg.representation_options)
 
     def __call__(self, members: dict[str, bytes], key: str, seed: Sequence[int]) -> dict[str, np.ndarray]:
-        sample = decode_sample(members, key)
+        sample = decode_sample(members, key, self._parts)
         sample = self.augmenter(sample, seed)
         return self._build(sample)
 

@@ -45,6 +45,7 @@ Determinism: sample ``i`` draws from ``SeedSequence([seed, i])`` only, so it doe
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import io
 import json
 import shutil
@@ -190,6 +191,28 @@ def _arm(shoulder: np.ndarray, out: float, a: float, b: float, l1: float, l2: fl
     return elbow, wrist
 
 
+def _place_arms(j: np.ndarray, hb: float, rng: np.random.Generator) -> None:
+    """Elbows and wrists from the shoulders, with freshly drawn arm angles (in place)."""
+    for sho, elb, wri, out in ((R_SHO, R_ELB, R_WRI, -1.0), (L_SHO, L_ELB, L_WRI, 1.0)):
+        a = np.deg2rad(rng.uniform(8, 60))
+        b = np.deg2rad(rng.uniform(-25, 45))
+        j[elb], j[wri] = _arm(j[sho], out, a, b, 0.16 * hb, 0.15 * hb)
+
+
+def _place_legs(j: np.ndarray, hb: float, y0: float, rng: np.random.Generator) -> None:
+    """Knees, ankles and feet from the hips, with a freshly drawn leg spread (in place)."""
+    for hip, knee, ank, out in ((R_HIP, R_KNEE, R_ANK, -1.0), (L_HIP, L_KNEE, L_ANK, 1.0)):
+        spread = rng.uniform(0.0, 0.05) * hb
+        j[knee] = (j[hip][0] + out * spread * 0.5, y0 + 0.715 * hb)
+        j[ank] = (j[hip][0] + out * spread, y0 + 0.925 * hb)
+    for ank, big, small, heel, out in ((L_ANK, L_BIG_TOE, L_SMALL_TOE, L_HEEL, 1.0),
+                                       (R_ANK, R_BIG_TOE, R_SMALL_TOE, R_HEEL, -1.0)):
+        ax, ay = j[ank]
+        j[big] = (ax - out * 0.012 * hb, ay + 0.04 * hb)
+        j[small] = (ax + out * 0.02 * hb, ay + 0.038 * hb)
+        j[heel] = (ax, ay + 0.022 * hb)
+
+
 def sample_body(rng: np.random.Generator, size: tuple[int, int]) -> Body:
     """Sample a frontal person whose whole body fits the frame (arms may leave it)."""
     h, w = size
@@ -206,23 +229,11 @@ def sample_body(rng: np.random.Generator, size: tuple[int, int]) -> Body:
     j[NOSE] = (cx, head[1] + 0.012 * hb)
     j[R_EYE], j[L_EYE] = (cx - 0.022 * hb, head[1] - 0.01 * hb), (cx + 0.022 * hb, head[1] - 0.01 * hb)
     j[R_EAR], j[L_EAR] = (cx - 0.05 * hb, head[1]), (cx + 0.05 * hb, head[1])
-    for sho, elb, wri, out in ((R_SHO, R_ELB, R_WRI, -1.0), (L_SHO, L_ELB, L_WRI, 1.0)):
-        a = np.deg2rad(rng.uniform(8, 60))
-        b = np.deg2rad(rng.uniform(-25, 45))
-        j[elb], j[wri] = _arm(j[sho], out, a, b, 0.16 * hb, 0.15 * hb)
+    _place_arms(j, hb, rng)
     hip_y = y0 + 0.5 * hb
     j[MID_HIP] = (cx, hip_y)
     j[R_HIP], j[L_HIP] = (cx - 0.055 * hb, hip_y), (cx + 0.055 * hb, hip_y)
-    for hip, knee, ank, out in ((R_HIP, R_KNEE, R_ANK, -1.0), (L_HIP, L_KNEE, L_ANK, 1.0)):
-        spread = rng.uniform(0.0, 0.05) * hb
-        j[knee] = (j[hip][0] + out * spread * 0.5, y0 + 0.715 * hb)
-        j[ank] = (j[hip][0] + out * spread, y0 + 0.925 * hb)
-    for ank, big, small, heel, out in ((L_ANK, L_BIG_TOE, L_SMALL_TOE, L_HEEL, 1.0),
-                                       (R_ANK, R_BIG_TOE, R_SMALL_TOE, R_HEEL, -1.0)):
-        ax, ay = j[ank]
-        j[big] = (ax - out * 0.012 * hb, ay + 0.04 * hb)
-        j[small] = (ax + out * 0.02 * hb, ay + 0.038 * hb)
-        j[heel] = (ax, ay + 0.022 * hb)
+    _place_legs(j, hb, y0, rng)
     garment = _sample_garment(rng)
     colours = {
         "background": tuple(int(c) for c in np.clip(rng.integers(218, 250) + rng.integers(-4, 5, 3), 0, 255)),
@@ -238,6 +249,27 @@ def sample_body(rng: np.random.Generator, size: tuple[int, int]) -> Body:
         pants_len=float(rng.uniform(0.55, 1.0)), long_hair=bool(rng.integers(2)),
         garment=garment, colours=colours,
     )
+
+
+def repose(body: Body, size: tuple[int, int], rng: np.random.Generator, shift: float = 0.05) -> Body:
+    """The same person (build, garment, colours, hair, trouser length) in another pose.
+
+    Only pose parameters are drawn again, from the ranges ``sample_body`` uses: both arm angles,
+    the leg spread, and the position (moved by up to ``shift`` of the frame in x and y, kept where
+    ``sample_body`` may place a body). Everything that defines who the person is stays, so the
+    garment laid flat (``render_cloth``) is the same for every pose. For multi-pose datasets (MPV).
+    """
+    h, w = size
+    hb = body.hb
+    y0 = body.head[1] - 0.075 * hb
+    dx = rng.uniform(-shift, shift) * w
+    lo, hi = 0.01 * h, max(0.011 * h, h - 0.985 * hb)
+    dy = float(np.clip(y0 + rng.uniform(-shift, shift) * h, lo, hi)) - y0
+    j = body.joints + np.array([dx, dy])
+    _place_arms(j, hb, rng)
+    _place_legs(j, hb, y0 + dy, rng)
+    return dataclasses.replace(body, joints=j, head=(body.head[0] + dx, body.head[1] + dy),
+                               top_y=body.top_y + dy, hem_y=body.hem_y + dy)
 
 
 def _pt(p: np.ndarray | tuple[float, float]) -> tuple[int, int]:
@@ -416,7 +448,7 @@ def agnostic(person: np.ndarray, parse: np.ndarray, hb: float) -> tuple[np.ndarr
     return img, parse_agn, region.astype(np.uint8) * 255
 
 
-def _jpeg(rgb_or_gray: np.ndarray) -> bytes:
+def jpeg_bytes(rgb_or_gray: np.ndarray) -> bytes:
     """Quality 95 with full-resolution chroma (4:4:4): at 64x48 a 4:2:0 JPEG smears thin stripes
     into their neighbours' colour, which would blur the very signal the fixture exists to carry."""
     arr = cv2.cvtColor(rgb_or_gray, cv2.COLOR_RGB2BGR) if rgb_or_gray.ndim == 3 else rgb_or_gray
@@ -426,7 +458,7 @@ def _jpeg(rgb_or_gray: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _png(rgb_or_gray: np.ndarray) -> bytes:
+def png_bytes(rgb_or_gray: np.ndarray) -> bytes:
     arr = cv2.cvtColor(rgb_or_gray, cv2.COLOR_RGB2BGR) if rgb_or_gray.ndim == 3 else rgb_or_gray
     ok, buf = cv2.imencode(".png", arr)
     assert ok, "OpenCV could not encode a PNG"
@@ -457,7 +489,21 @@ def openpose_json(kp: np.ndarray) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _split_counts(n: int, test_fraction: float) -> tuple[int, int]:
+def coco18_json(kp25: np.ndarray) -> bytes:
+    """BODY_25 keypoints as an old-OpenPose COCO-18 file (``pose_keypoints``), as VITON/CP-VTON and
+    MPV ship their poses; converted by joint name (``convert_pose``), rounded to 4 decimals."""
+    # Imported here: the vton_models package imports torch, which the VITON-HD writer does not need.
+    from vton_models.representation.pose import convert_pose
+
+    coco = convert_pose(kp25, "body25", "coco18")
+    doc = {"version": 1.0, "people": [{
+        "face_keypoints": [], "pose_keypoints": [round(float(v), 4) for v in coco.reshape(-1)],
+        "hand_right_keypoints": [], "hand_left_keypoints": [],
+    }]}
+    return json.dumps(doc).encode()
+
+
+def split_counts(n: int, test_fraction: float) -> tuple[int, int]:
     n_test = int(round(n * test_fraction))
     if test_fraction > 0 and n >= 2:
         n_test = min(max(1, n_test), n - 1)
@@ -476,39 +522,84 @@ def _unpaired(names: list[str], seed: int) -> list[str]:
     return cloth
 
 
-def _prepare(out: Path) -> None:
-    """Create ``out``; replace an earlier synthetic dataset there, never anything else."""
+def prepare_output(out: Path, folders: tuple[str, ...], files: tuple[str, ...]) -> None:
+    """Create ``out``; replace an earlier synthetic dataset there (its ``folders``, ``files`` and
+    marker), never anything else: a non-empty ``out`` without a marker is an error."""
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise FileExistsError(
                 f"{out}: directory is not empty and holds no {MARKER}; refusing to write a "
                 "synthetic dataset over other files"
             )
-        for split in ("train", "test"):
-            shutil.rmtree(out / split, ignore_errors=True)
-        for name in ("train_pairs.txt", "test_pairs.txt", MARKER):
+        for folder in folders:
+            shutil.rmtree(out / folder, ignore_errors=True)
+        for name in (*files, MARKER):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
 
 
-def write_sample(root: Path, name: str, size: tuple[int, int], rng: np.random.Generator) -> dict:
-    """Draw one sample and write all its modalities under ``root`` (one split folder)."""
+def checked_arguments(n: int, size: tuple[int, int], max_n: int, ids: str) -> tuple[int, int]:
+    """(H, W) of a synthetic writer's arguments, or a ValueError naming the bad one (``ids`` says
+    why ``n`` is capped, e.g. "5-digit VITON-HD ids")."""
+    h, w = int(size[0]), int(size[1])
+    if n < 1:
+        raise ValueError(f"synthesize: n must be >= 1, got {n}")
+    if h < MIN_SIZE[0] or w < MIN_SIZE[1]:
+        raise ValueError(f"synthesize: size (H, W) must be at least {MIN_SIZE}, got {(h, w)}")
+    if n > max_n:
+        raise ValueError(f"synthesize: n must be <= {max_n} ({ids}), got {n}")
+    return h, w
+
+
+def write_marker(out: Path, generator: str, layout: str, **card: object) -> None:
+    """``synthetic.json``: the data card (generator, layout, arguments, per-sample garments); its
+    presence is also what lets a later run replace this folder."""
+    marker = {"generator": f"vton-train {generator}", "layout": layout, **card}
+    (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+
+
+def _prepare(out: Path) -> None:
+    prepare_output(out, ("train", "test"), ("train_pairs.txt", "test_pairs.txt"))
+
+
+@dataclass
+class DrawnSample:
+    """One synthetic person and garment: the skeleton, the LIP parse drawn from it, the photo
+    painted from the parse, the in-shop garment and its mask, and BODY_25 keypoints."""
+
+    body: Body
+    parse: np.ndarray
+    person: np.ndarray
+    cloth: np.ndarray
+    cloth_mask: np.ndarray
+    keypoints: np.ndarray
+
+
+def draw_sample(rng: np.random.Generator, size: tuple[int, int]) -> DrawnSample:
+    """Draw one sample (the random draws, in this order, are what make datasets reproducible)."""
     body = sample_body(rng, size)
     parse = draw_parse(body, size)
     person = render_person(body, parse)
     cloth, cloth_mask = render_cloth(body, size)
-    kp = keypoints25(body, size, rng)
+    return DrawnSample(body, parse, person, cloth, cloth_mask, keypoints25(body, size, rng))
+
+
+def write_sample(root: Path, name: str, size: tuple[int, int], rng: np.random.Generator) -> dict:
+    """Draw one sample and write all its modalities under ``root`` (one split folder)."""
+    drawn = draw_sample(rng, size)
+    body, parse, person, cloth, cloth_mask, kp = (drawn.body, drawn.parse, drawn.person, drawn.cloth,
+                                                  drawn.cloth_mask, drawn.keypoints)
     agn, parse_agn, agn_mask = agnostic(person, parse, body.hb)
     files = {
-        f"image/{name}.jpg": _jpeg(person),
-        f"cloth/{name}.jpg": _jpeg(cloth),
-        f"cloth-mask/{name}.jpg": _jpeg(cloth_mask * 255),
+        f"image/{name}.jpg": jpeg_bytes(person),
+        f"cloth/{name}.jpg": jpeg_bytes(cloth),
+        f"cloth-mask/{name}.jpg": jpeg_bytes(cloth_mask * 255),
         f"image-parse-v3/{name}.png": palette_png(parse),
         f"image-parse-agnostic-v3.2/{name}.png": palette_png(parse_agn),
-        f"agnostic-v3.2/{name}.jpg": _jpeg(agn),
-        f"agnostic-mask/{name}_mask.png": _png(agn_mask),
+        f"agnostic-v3.2/{name}.jpg": jpeg_bytes(agn),
+        f"agnostic-mask/{name}_mask.png": png_bytes(agn_mask),
         f"openpose_json/{name}_keypoints.json": openpose_json(kp),
-        f"openpose_img/{name}_rendered.png": _png(render_pose(kp, size)),
+        f"openpose_img/{name}_rendered.png": png_bytes(render_pose(kp, size)),
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
@@ -528,17 +619,11 @@ def synthesize(
     splits, as in the release). Returns a report: root, counts per split, pairs files, bytes.
     """
     out = Path(out)
-    h, w = (int(size[0]), int(size[1]))
-    if n < 1:
-        raise ValueError(f"synthesize: n must be >= 1, got {n}")
-    if h < MIN_SIZE[0] or w < MIN_SIZE[1]:
-        raise ValueError(f"synthesize: size (H, W) must be at least {MIN_SIZE}, got {(h, w)}")
+    h, w = checked_arguments(n, size, 99999, "5-digit VITON-HD ids")
     if not 0.0 <= split_test_fraction < 1.0:
         raise ValueError(f"synthesize: split_test_fraction must be in [0, 1), got {split_test_fraction}")
-    if n > 99999:
-        raise ValueError(f"synthesize: n must be <= 99999 (5-digit VITON-HD ids), got {n}")
     _prepare(out)
-    n_train, n_test = _split_counts(n, split_test_fraction)
+    n_train, n_test = split_counts(n, split_test_fraction)
     splits = {"train": [f"{i:05d}_00" for i in range(n_train)],
               "test": [f"{i:05d}_00" for i in range(n_train, n)]}
     cards, total = [], 0
@@ -556,10 +641,8 @@ def synthesize(
     }
     for fname, rows in pairs.items():
         (out / fname).write_text("".join(f"{p}.jpg {c}.jpg\n" for p, c in rows))
-    marker = {"generator": "vton-train shards.synthetic", "layout": "viton_hd", "n": n,
-              "size": [h, w], "seed": seed, "split_test_fraction": split_test_fraction,
-              "samples": cards}
-    (out / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    write_marker(out, "shards.synthetic", "viton_hd", n=n, size=[h, w], seed=seed,
+                 split_test_fraction=split_test_fraction, samples=cards)
     return {
         "root": str(out),
         "layout": "viton_hd",
@@ -570,3 +653,25 @@ def synthesize(
         "files": n * len(MODALITY_DIRS) + len(pairs) + 1,
         "bytes": total,
     }
+
+
+#: Layouts ``vton shard synth --layout`` writes; each module's ``synthesize(out, n, size, seed)``
+#: writes that layout's folders, lists and ``synthetic.json`` and returns the same kind of report.
+SYNTHETIC_LAYOUTS: dict[str, str] = {
+    "viton_hd": "shards.synthetic",
+    "viton": "shards.synthetic_viton",
+    "mpv": "shards.synthetic_mpv",
+    "dresscode": "shards.synthetic_dresscode",
+}
+
+
+def synthesize_layout(layout: str, out: Path, n: int = 64, size: tuple[int, int] = (64, 48), seed: int = 0) -> dict:
+    """A synthetic dataset in ``layout``'s on-disk form (see ``SYNTHETIC_LAYOUTS``); ``mpv`` writes
+    triplets (the same person, garment and colours in two poses), readable as ``mpv`` and
+    ``mpv_triplets``."""
+    import importlib
+
+    if layout not in SYNTHETIC_LAYOUTS:
+        raise ValueError(f"synthesize: no synthetic writer for layout {layout!r}; allowed: {sorted(SYNTHETIC_LAYOUTS)}")
+    module = importlib.import_module(SYNTHETIC_LAYOUTS[layout])
+    return module.synthesize(out, n=n, size=size, seed=seed)

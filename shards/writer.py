@@ -11,6 +11,8 @@
    names under the sample key, bytes copied unchanged from the source files, ``meta.json`` from
    ``SampleSource.meta`` (sorted keys, compact separators), fixed mtime 0, uid/gid 0, owner
    "bigdata", mode 0444 — so re-runs produce byte-identical tars.
+   Writer processes produce finished temp tars while upload threads store the previous ones
+   (``uploads`` at a time), so writing and uploading overlap (``_run_jobs``).
 4. Shard objects are named ``{split}-{index:06d}-{sha256[:12]}.tar``. Content-addressed names mean
    a re-run never overwrites an object an existing manifest points to: until the new
    ``manifest.json`` lands (written last, atomically), the old shard set stays fully readable.
@@ -35,7 +37,8 @@ import sys
 import tarfile
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -50,6 +53,8 @@ from shards.store import FileStore, ObjectNotFoundError, ObjectStore, open_store
 log = logging.getLogger("shards.writer")
 
 DEFAULT_SHARD_SIZE = "256MB"
+#: Concurrent shard uploads: enough to keep a remote store busy while the writers produce more.
+DEFAULT_UPLOADS = 4
 #: Fixed tar header fields: what makes shard bytes reproducible.
 TAR_MTIME = 0
 TAR_USER = TAR_GROUP = "bigdata"
@@ -89,6 +94,10 @@ class PlannedSample:
     paths: tuple[tuple[str, str], ...]  # (member, absolute path), sorted by member
     meta: bytes
     tar_bytes: int  # exact size of its members in the tar (headers + padded data)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return tuple(member for member, _ in self.paths)
 
 
 def serialise_meta(meta: dict) -> bytes:
@@ -201,9 +210,13 @@ class _ShardJob:
     index: int
     split: str
     samples: tuple[PlannedSample, ...]
-    dest_url: str
     tmp_dir: str
-    known_sha: dict[str, str]  # shard name -> sha256 in the existing manifest
+
+
+@dataclass(frozen=True)
+class _WrittenShard:
+    record: ShardRecord
+    tmp_path: str
 
 
 @dataclass(frozen=True)
@@ -228,22 +241,30 @@ def _already_stored(store: ObjectStore, name: str, size: int, sha: str, known_sh
     return known_sha.get(name) == sha
 
 
-def _write_shard(job: _ShardJob) -> _ShardResult:
-    """Build one shard in a temp file, then upload it unless an identical object is there."""
-    store = open_store(job.dest_url)
+def _write_shard(job: _ShardJob) -> _WrittenShard:
+    """Build one shard as a temp file (named by its content only once written)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{job.split}-{job.index:06d}.", suffix=".tar.part", dir=job.tmp_dir)
     try:
         with os.fdopen(fd, "wb") as f:
             sha, size, keys, offsets = write_tar(((s.key, _read_members(s)) for s in job.samples), f)
-        name = shard_name(job.split, job.index, sha)
-        record = ShardRecord(name=name, samples=len(keys), bytes=size, sha256=sha, keys=tuple(keys),
-                             offsets=tuple(offsets))
-        if _already_stored(store, name, size, sha, job.known_sha):
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    name = shard_name(job.split, job.index, sha)
+    return _WrittenShard(ShardRecord(name=name, samples=len(keys), bytes=size, sha256=sha, keys=tuple(keys),
+                                     offsets=tuple(offsets)), tmp)
+
+
+def _store_shard(store: ObjectStore, written: _WrittenShard, known_sha: dict[str, str]) -> _ShardResult:
+    """Upload a written shard unless an identical object is there; the temp file goes either way."""
+    record = written.record
+    try:
+        if _already_stored(store, record.name, record.bytes, record.sha256, known_sha):
             return _ShardResult(record, uploaded=False)
-        store.put_file(name, tmp, sha256=sha, move=True)
+        store.put_file(record.name, written.tmp_path, sha256=record.sha256, move=True)
         return _ShardResult(record, uploaded=True)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        Path(written.tmp_path).unlink(missing_ok=True)
 
 
 @dataclass
@@ -280,6 +301,8 @@ def build_shards(
     workers: int | None = None,
     progress: bool | None = None,
     strict: bool = True,
+    layout_options: dict | None = None,
+    uploads: int = DEFAULT_UPLOADS,
 ) -> Manifest:
     """Shard ``split`` of the dataset at ``src`` (read as ``layout``) into ``dest_url``.
 
@@ -289,9 +312,12 @@ def build_shards(
         split: "train", "test", ... ([A-Za-z0-9_-]+; also the shard name prefix).
         dest_url: ``s3://bucket/prefix``, ``file:///abs/dir`` or a local directory.
         shard_size_bytes: target shard size, an int or a string like "256MB" / "1GiB".
-        workers: writer processes (default: CPU count, at most one per shard); 1 = in-process.
+        workers: writer processes (default: CPU count, at most one per shard); 1 = a thread.
+        uploads: concurrent uploads of finished shards, overlapping with the writing of the next.
         progress: tqdm bar on stderr; None = only when stderr is a terminal.
         strict: a sample missing a required modality raises (True) or is skipped and counted.
+        layout_options: the reader's own options (``mpv_triplets``: ``subset``; ``dresscode``:
+            ``categories``), recorded in the manifest's ``source``.
 
     Returns the manifest written (or found unchanged) at ``dest_url``; its ``build_stats``
     (``BuildStats``) says how many shards were uploaded vs skipped.
@@ -308,7 +334,7 @@ def build_shards(
     store = open_store(dest_url)
     previous = _load_previous(store)
 
-    reader = read_layout(layout, src_path, split, strict=strict)
+    reader = read_layout(layout, src_path, split, strict=strict, options=layout_options)
     planned, seen = [], set()
     for sample in reader:
         if sample.key in seen:
@@ -325,8 +351,8 @@ def build_shards(
     if is_local:
         store.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".vton-shards-", dir=str(store.root) if is_local else None) as tmp:
-        jobs = [_ShardJob(i, split, tuple(g), store.root_url, tmp, known) for i, g in enumerate(groups)]
-        results = _run_jobs(jobs, workers, progress)
+        jobs = [_ShardJob(i, split, tuple(g), tmp) for i, g in enumerate(groups)]
+        results = _run_jobs(jobs, store, known, workers, uploads, progress)
 
     records = [r.record for r in results]
     stats.shards = len(records)
@@ -336,7 +362,10 @@ def build_shards(
     stats.bytes_uploaded = sum(r.record.bytes for r in results if r.uploaded)
     source = {"src": str(src_path), "strict": strict, "shard_size_bytes": shard_size,
               "skipped_sources": stats.skipped_sources}
-    manifest = Manifest(layout=layout, split=split, shards=records, source=source)
+    if layout_options:
+        source["layout_options"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in layout_options.items()}
+    members = dict(sorted(Counter(m for p in planned for m in ("meta.json", *p.members)).items()))
+    manifest = Manifest(layout=layout, split=split, shards=records, source=source, members=members)
     if manifest.same_content(previous):
         manifest = previous  # nothing changed: keep its `created`, do not rewrite it
     else:
@@ -364,39 +393,72 @@ def _load_previous(store: ObjectStore) -> Manifest | None:
 
 def _mp_context():
     """fork where the platform has it: a spawned worker re-imports webdataset, which imports torch
-    (3-6 s per worker on a small machine, longer than writing a 256MB shard). The parent holds no
-    running threads here (boto3 transfer threads live only inside ``put_file`` calls), so fork is
+    (3-6 s per worker on a small machine, longer than writing a 256MB shard). The writer processes
+    are forked at the first submit, before any upload thread exists (``_run_jobs``), so fork is
     safe; elsewhere spawn."""
     import multiprocessing
 
     return get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
-def _run_jobs(jobs: list[_ShardJob], workers: int | None, progress: bool | None) -> list[_ShardResult]:
-    n = min(len(jobs), workers if workers is not None else (os.cpu_count() or 1))
+def _failure(job: _ShardJob, exc: BaseException) -> RuntimeError:
+    return RuntimeError(f"shard {job.index} ({len(job.samples)} samples from '{job.samples[0].key}'): {exc}")
+
+
+def _run_jobs(jobs: list[_ShardJob], store: ObjectStore, known_sha: dict[str, str], workers: int | None,
+              uploads: int, progress: bool | None) -> list[_ShardResult]:
+    """Write shards in ``workers`` processes while ``uploads`` threads store the finished ones.
+
+    Writing (CPU and local disk) and uploading (network and the server) overlap, and uploads run
+    concurrently, so an S3 build is not the sum of the two. At most ``2 * uploads`` written shards
+    wait for upload at any time (plus the ``2 * workers`` being written or queued): a slow store
+    holds the writers back instead of filling the temp disk with the whole dataset.
+    """
+    n = max(1, min(len(jobs), workers if workers is not None else (os.cpu_count() or 1)))
     bar = _progress(progress, len(jobs))
     results: dict[int, _ShardResult] = {}
+    todo = iter(jobs)
+    writing: dict[Future, _ShardJob] = {}
+    storing: dict[Future, _ShardJob] = {}
+    writer = (ProcessPoolExecutor(max_workers=n, mp_context=_mp_context()) if n > 1
+              else ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer"))
+    uploader = ThreadPoolExecutor(max_workers=uploads, thread_name_prefix="shard-upload")
+
+    def refill() -> None:
+        # One job queued behind each running one, so a writer never waits for the parent's
+        # round trip before starting its next shard.
+        while len(writing) < 2 * n and len(storing) < 2 * uploads:
+            job = next(todo, None)
+            if job is None:
+                return
+            writing[writer.submit(_write_shard, job)] = job
+
     try:
-        if n <= 1:
-            for job in jobs:
-                results[job.index] = _write_shard(job)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=n, mp_context=_mp_context()) as pool:
-                futures = {pool.submit(_write_shard, job): job for job in jobs}
-                for fut in as_completed(futures):
-                    job = futures[fut]
+        refill()
+        while writing or storing:
+            done, _ = wait([*writing, *storing], return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut in writing:
+                    job = writing.pop(fut)
+                    try:
+                        written = fut.result()
+                    except Exception as exc:
+                        raise _failure(job, exc) from exc
+                    storing[uploader.submit(_store_shard, store, written, known_sha)] = job
+                else:
+                    job = storing.pop(fut)
                     try:
                         results[job.index] = fut.result()
                     except Exception as exc:
-                        for other in futures:
-                            other.cancel()
-                        raise RuntimeError(f"shard {job.index} ({len(job.samples)} samples from "
-                                           f"'{job.samples[0].key}'): {exc}") from exc
+                        raise _failure(job, exc) from exc
                     if bar is not None:
                         bar.update(1)
+            refill()
     finally:
+        for fut in (*writing, *storing):
+            fut.cancel()
+        uploader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
     return [results[i] for i in range(len(jobs))]

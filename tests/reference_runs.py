@@ -156,14 +156,20 @@ def _commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def record(names: list[str]) -> None:
+def record(names: list[str], reason: str) -> None:
+    """Run ``names`` and store their results; each run keeps when and why it was (re)recorded, so a
+    changed reference is always explained next to it."""
     existing = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
+    first = existing.pop("recorded_at", None)  # older files: one commit for every run
+    for result in existing["runs"].values():
+        result.setdefault("recorded_at", first)
     with tempfile.TemporaryDirectory() as tmp:
         root = make_shards(Path(tmp))
         for name in names:
-            existing["runs"][name] = run(root, name)
+            existing["runs"][name] = {**run(root, name), "recorded_at": f"{_commit()} + working tree",
+                                      "reason": reason}
             print(f"{name}: {existing['runs'][name]['digests']}", flush=True)
-    existing.update(recorded_at=_commit(), machine=machine(), size=list(SIZE))
+    existing.update(machine=machine(), size=list(SIZE))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(existing, indent=1, sort_keys=True) + "\n")
 
@@ -174,10 +180,11 @@ if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="run and write tests/data/reference_results.json")
+    parser.add_argument("--reason", default="first recording", help="why these runs are (re)recorded")
     parser.add_argument("runs", nargs="*", default=list(RUNS))
     args = parser.parse_args()
     if not args.record:
         parser.error("pass --record to overwrite the reference results")
     import vton_models  # noqa: F401
 
-    record(args.runs)
+    record(args.runs, args.reason)

@@ -1,4 +1,4 @@
-"""Layout readers over the synthetic VITON-HD set and VITON / MPV copies re-arranged from it."""
+"""Layout readers over the synthetic VITON-HD, VITON (CP-VTON) and MPV sets, each in its own on-disk layout."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from shards.layouts import LAYOUTS, read_layout
-from shards.layouts.common import safe_key, unsafe_key
+from shards.layouts.common import UnsafePathError, safe_key, unsafe_key
 from shards.sample import REQUIRED_MEMBERS, MissingModalityError
 from shards.synthetic import synthesize
+from shards.synthetic_mpv import synthesize as synthesize_mpv
+from shards.synthetic_viton import synthesize as synthesize_viton
 from vton_models.representation import keypoints_from_openpose, pose18
 
-# BODY_25 index of each COCO-18 joint (COCO has no mid-hip; BODY_25's 8 is skipped).
-BODY25_OF_COCO18 = [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
 SIZE = (64, 48)
 
 
@@ -36,73 +36,34 @@ def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0]
 
 
-def _coco18_json(hd_json: Path, dest: Path) -> None:
-    """Old-OpenPose COCO-18 file ("pose_keypoints"), as VITON/CP-VTON and MPV ship them."""
-    kp = np.array(json.loads(hd_json.read_text())["people"][0]["pose_keypoints_2d"]).reshape(25, 3)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    coco = kp[BODY25_OF_COCO18].reshape(-1).tolist()
-    dest.write_text(json.dumps({"version": 1.0, "people": [{"pose_keypoints": coco}]}))
-
-
-def _copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-
-
 @pytest.fixture(scope="module")
-def viton(hd, tmp_path_factory) -> Path:
-    """The synthetic set in CP-VTON's layout: person <id>_0 wears cloth <id>_1."""
+def viton(tmp_path_factory) -> Path:
+    """The synthetic set in CP-VTON's layout (person <id>_0 wears cloth <id>_1): the same persons,
+    split and unpaired list as ``hd`` (same n, size and seed), poses written as COCO-18."""
     root = tmp_path_factory.mktemp("layouts") / "viton"
-    for split in ("train", "test"):
-        lines = []
-        for person, cloth in _pairs(hd, split):
-            p, c = _stem(person), _stem(cloth)
-            s, d = hd / split, root / split
-            _copy(s / "image" / person, d / "image" / f"{p}_0.jpg")
-            _copy(s / "cloth" / person, d / "cloth" / f"{p}_1.jpg")
-            _copy(s / "cloth-mask" / person, d / "cloth-mask" / f"{p}_1.jpg")
-            _copy(s / "image-parse-v3" / f"{p}.png", d / "image-parse" / f"{p}_0.png")
-            _coco18_json(s / "openpose_json" / f"{p}_keypoints.json", d / "pose" / f"{p}_0_keypoints.json")
-            lines.append(f"{p}_0.jpg {c}_1.jpg\n")
-        (root / f"{split}_pairs.txt").write_text("".join(lines))
+    synthesize_viton(root, n=12, size=SIZE, seed=3)  # 9 train, 3 test
     return root
-
-
-def _mpv_name(i: int, kind: str) -> str:
-    group = f"RE{i // 2:03d}D05M"
-    return f"{group}/{group}-Q11@{i % 2 + 10}={kind}.jpg"
 
 
 @pytest.fixture(scope="module")
-def mpv(hd, tmp_path_factory) -> Path:
-    """Synthetic persons 2k and 2k+1 as two poses of one cloth (MPV triplets), ids as in MPV."""
+def mpv(tmp_path_factory) -> Path:
+    """Synthetic MPV: 6 identities (4 train, 2 test), each one person in 2 or 3 poses with one cloth."""
     root = tmp_path_factory.mktemp("layouts") / "mpv"
-    lines = []
-    for split in ("train", "test"):
-        persons = [_stem(p) for p, _ in _pairs(hd, split)]
-        for k in range(0, len(persons) - 1, 2):
-            names = []
-            for j, stem in enumerate(persons[k : k + 2]):
-                i = int(stem[:5])
-                rel = _mpv_name(i, "person_half_front")
-                _copy(hd / split / "image" / f"{stem}.jpg", root / "all" / rel)
-                _copy(hd / split / "image-parse-v3" / f"{stem}.png", root / "all_parsing" / f"{_stem(rel)}.png")
-                _coco18_json(hd / split / "openpose_json" / f"{stem}_keypoints.json",
-                             root / "all_person_clothes_keypoints" / f"{_stem(rel)}_keypoints.json")
-                names.append(rel)
-            cloth = _mpv_name(int(persons[k][:5]), "cloth_front")
-            _copy(hd / split / "cloth" / f"{persons[k]}.jpg", root / "all" / cloth)
-            _copy(hd / split / "cloth-mask" / f"{persons[k]}.jpg", root / "all" / f"{_stem(cloth)}_mask.jpg")
-            lines.append(f"{names[0]}\t{names[1]}\t{cloth}\t{split}\n")
-            lines.append(f"{names[1]}\t{names[0]}\t{cloth}\t{split}\n")  # persons recur across triplets
-    (root / "all_poseA_poseB_clothes.txt").write_text("".join(lines))
+    synthesize_mpv(root, n=6, size=SIZE, seed=3)
     return root
+
+
+def _identities(root: Path, split: str) -> list[dict]:
+    card = json.loads((root / "synthetic.json").read_text())
+    return [c for c in card["identities"] if c["split"] == split]
 
 
 def test_registry_and_unknown_layout():
-    assert set(LAYOUTS) == {"viton_hd", "viton", "mpv"}
-    with pytest.raises(ValueError, match=r"'dresscode'.*\['mpv', 'viton', 'viton_hd'\]"):
-        read_layout("dresscode", Path("."), "train")
+    assert set(LAYOUTS) == {"viton_hd", "viton", "mpv", "mpv_triplets", "dresscode"}
+    with pytest.raises(ValueError, match=r"'deepfashion'.*\['dresscode', 'mpv', 'mpv_triplets', 'viton', 'viton_hd'\]"):
+        read_layout("deepfashion", Path("."), "train")
+    with pytest.raises(ValueError, match=r"layout 'viton_hd' has no option 'subset'; its options: none"):
+        read_layout("viton_hd", Path("."), "train", options={"subset": "x.txt"})
 
 
 @pytest.mark.parametrize("split,count", [("train", 9), ("test", 3)])
@@ -170,6 +131,19 @@ def test_missing_modality_strict_names_sample_and_path(hd, tmp_path, caplog):
     assert any(victim in r.getMessage() and str(missing) in r.getMessage() for r in caplog.records)
 
 
+def test_pairs_line_leaving_the_root_fails_or_is_skipped_and_counted(hd, tmp_path):
+    bad = tmp_path / "escape"
+    shutil.copytree(hd, bad)
+    lines = (bad / "train_pairs.txt").read_text().splitlines()
+    (bad / "train_pairs.txt").write_text("\n".join([*lines, "../../../etc/passwd 00000_00.jpg"]) + "\n")
+    where = f"{bad / 'train_pairs.txt'}:{len(lines) + 1}"
+    with pytest.raises(UnsafePathError, match=rf"train_pairs\.txt:{len(lines) + 1}: '\.\./\.\./\.\./etc/passwd' leaves"):
+        list(read_layout("viton_hd", bad, "train"))
+    lenient = read_layout("viton_hd", bad, "train", strict=False)
+    assert len(list(lenient)) == len(lines)
+    assert [(member, w) for _, member, w in lenient.stats.skipped] == [("pairs line", where)]
+
+
 def test_pairs_file_errors_name_the_file(hd, tmp_path):
     with pytest.raises(FileNotFoundError, match="val_pairs.txt"):
         read_layout("viton_hd", hd, "val")
@@ -186,58 +160,78 @@ def test_pairs_file_errors_name_the_file(hd, tmp_path):
 def test_viton_reads_cp_vton_layout_with_coco18_pose(hd, viton):
     samples = {s.key: s for s in read_layout("viton", viton, "test")}
     hd_pairs = dict(_pairs(hd, "test"))
-    assert len(samples) == 3
+    assert sorted(samples) == ["000009_0", "000010_0", "000011_0"]
     for key, s in samples.items():
-        person = _stem(key.removesuffix("_0"))
-        assert s.paths["cloth.jpg"] == viton / "test" / "cloth" / f"{person}_1.jpg"
+        ident = key.removesuffix("_0")
+        hd_name = f"{int(ident):05d}_00"  # the same synthetic person in the VITON-HD set
+        assert s.paths["person.jpg"] == viton / "test" / "image" / f"{ident}_0.jpg"
+        assert s.paths["cloth.jpg"] == viton / "test" / "cloth" / f"{ident}_1.jpg"
+        assert s.paths["cloth_mask.png"] == viton / "test" / "cloth-mask" / f"{ident}_1.jpg"
+        assert s.paths["parse.png"] == viton / "test" / "image-parse" / f"{key}.png"
         assert s.paths["pose.json"] == viton / "test" / "pose" / f"{key}_keypoints.json"
-        assert s.meta["pose_format"] == "coco18" and s.meta["cloth_id"] == f"{person}_1"
-        assert s.meta["unpaired_cloth_id"] == f"{_stem(hd_pairs[person + '.jpg'])}_1"
-        assert s.meta["unpaired_cloth_key"] == f"{_stem(hd_pairs[person + '.jpg'])}_0"
+        assert s.meta["pose_format"] == "coco18" and s.meta["cloth_id"] == f"{ident}_1"
+        other = int(_stem(hd_pairs[f"{hd_name}.jpg"])[:5])  # the same derangement as VITON-HD's test list
+        assert s.meta["unpaired_cloth_id"] == f"{other:06d}_1" != s.meta["cloth_id"]
+        assert s.meta["unpaired_cloth_key"] == f"{other:06d}_0" in samples
+        for member, hd_rel in (("person.jpg", f"image/{hd_name}.jpg"), ("cloth.jpg", f"cloth/{hd_name}.jpg"),
+                               ("cloth_mask.png", f"cloth-mask/{hd_name}.jpg"),
+                               ("parse.png", f"image-parse-v3/{hd_name}.png")):
+            assert s.paths[member].read_bytes() == (hd / "test" / hd_rel).read_bytes(), member
         # The COCO-18 file decodes to the same canonical joints as the BODY_25 original.
-        coco = pose18(keypoints_from_openpose(json.loads(s.paths["pose.json"].read_text()), "coco18"), "coco18")
-        hd_doc = json.loads((hd / "test" / "openpose_json" / f"{person}_keypoints.json").read_text())
+        doc = json.loads(s.paths["pose.json"].read_text())
+        assert len(doc["people"][0]["pose_keypoints"]) == 54
+        coco = pose18(keypoints_from_openpose(doc, "coco18"), "coco18")
+        hd_doc = json.loads((hd / "test" / "openpose_json" / f"{hd_name}_keypoints.json").read_text())
         body = pose18(keypoints_from_openpose(hd_doc, "body25"), "body25")
         np.testing.assert_allclose(coco[:, :2], body[:, :2], atol=1e-3)
+        others = [i for i in range(18) if i != 8]  # COCO-18's mid hip confidence is derived (min of the hips)
+        np.testing.assert_allclose(coco[others, 2], body[others, 2], atol=1e-4)
     train = list(read_layout("viton", viton, "train"))
     assert len(train) == 9 and all(s.meta["unpaired_cloth_id"] is None for s in train)
 
 
 def test_mpv_yields_each_person_once_with_its_pose_partners(mpv):
+    assert not (mpv / "all_poseA_poseB_clothes.txt").exists()  # the later revision's name is read
     it = read_layout("mpv", mpv, "train")
     samples = {s.key: s for s in it}
-    assert len(samples) == 8 and it.stats.yielded == 8  # 9 train persons -> 4 triplets of 2 poses
-    for key, s in samples.items():
-        assert "." not in key and "/" not in key
-        rel = unsafe_key(key)
-        assert s.paths["person.jpg"] == mpv / "all" / f"{rel}.jpg"
-        assert s.paths["parse.png"] == mpv / "all_parsing" / f"{rel}.png"
-        assert s.paths["pose.json"] == mpv / "all_person_clothes_keypoints" / f"{rel}_keypoints.json"
-        assert s.paths["cloth_mask.png"] == mpv / "all" / f"{s.meta['cloth_id']}_mask.jpg"
-        assert s.meta["pose_format"] == "coco18" and s.meta["split"] == "train"
-        (partner,) = s.meta["same_cloth_keys"]
-        assert samples[partner].meta["same_cloth_keys"] == [key]
-        assert samples[partner].meta["cloth_id"] == s.meta["cloth_id"]
-    assert len(list(read_layout("mpv", mpv, "test"))) == 2
+    train = _identities(mpv, "train")
+    assert [len(c["photos"]) for c in train] == [2, 2, 3, 2]
+    assert len(samples) == 9 and it.stats.yielded == 9  # each person photo once, though in 2-4 triplets
+    for c in train:
+        keys = {safe_key(_stem(p)) for p in c["photos"]}
+        for key in keys:
+            s = samples[key]
+            assert "." not in key and "/" not in key
+            rel = unsafe_key(key)
+            assert s.paths["person.jpg"] == mpv / "all" / f"{rel}.jpg"
+            assert s.paths["parse.png"] == mpv / "all_parsing" / f"{rel}.png"
+            assert s.paths["pose.json"] == mpv / "all_person_clothes_keypoints" / f"{rel}_keypoints.json"
+            assert s.paths["cloth.jpg"] == mpv / "all" / c["cloth"]
+            assert s.paths["cloth_mask.png"] == mpv / "all" / f"{s.meta['cloth_id']}_mask.jpg"
+            assert s.meta["pose_format"] == "coco18" and s.meta["split"] == "train"
+            assert s.meta["cloth_id"] == _stem(c["cloth"]) and s.meta["person_id"] == rel
+            assert s.meta["same_cloth_keys"] == sorted(keys - {key})
+    assert len(list(read_layout("mpv", mpv, "test"))) == 5
     with pytest.raises(ValueError, match=r"no triplets for split 'val'.*\['test', 'train'\]"):
         read_layout("mpv", mpv, "val")
 
 
-def test_mpv_missing_mask_and_conflicting_cloth(mpv, tmp_path):
+def test_mpv_cloth_mask_is_optional_and_conflicting_cloth_fails(mpv, tmp_path):
     broken = tmp_path / "mpv"
     shutil.copytree(mpv, broken)
-    mask = next((broken / "all").rglob("*=cloth_front_mask.jpg"))
-    mask.unlink()
-    with pytest.raises(MissingModalityError, match=rf"cloth_mask\.png: expected {mask}"):
-        list(read_layout("mpv", broken, "train"))
-    it = read_layout("mpv", broken, "train", strict=False)
-    assert len(list(it)) == 6 and it.stats.skipped_count == 2
+    cloth = _identities(mpv, "train")[2]["cloth"]
+    (broken / "all" / f"{_stem(cloth)}_mask.jpg").unlink()
+    samples = list(read_layout("mpv", broken, "train"))  # strict: a missing mask is not an error
+    without = {s.key for s in samples if "cloth_mask.png" not in s.paths}
+    assert len(samples) == 9 and len(without) == 3
+    assert all(s.meta["cloth_id"] == _stem(cloth) for s in samples if s.key in without)
 
-    lines = (mpv / "all_poseA_poseB_clothes.txt").read_text().splitlines()
+    triplets = broken / "all_poseA_poseB_clothes_0607.txt"
+    lines = triplets.read_text().splitlines()
     a, b, _, split = lines[0].split("\t")
-    lines.append(f"{a}\t{b}\tRE999D05M/other=cloth_front.jpg\t{split}")
-    (broken / "all_poseA_poseB_clothes.txt").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=rf"all_poseA_poseB_clothes\.txt:{len(lines)}: person .* line 1"):
+    lines.append(f"{a}\t{b}\tRE99999D05M/other=cloth_front.jpg\t{split}")
+    triplets.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"all_poseA_poseB_clothes_0607\.txt:{len(lines)}: person .* line 1"):
         read_layout("mpv", broken, "train")
 
 

@@ -8,8 +8,6 @@ import logging
 import tarfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 import webdataset as wds
@@ -18,10 +16,11 @@ from shards.layouts import read_layout
 from shards.manifest import SCHEMA_VERSION, Manifest, ManifestError
 from shards.sample import MissingModalityError
 from shards.store import StoreError, open_store
-from shards.stream import ShardStream, StreamConfig, StreamPosition
+from shards.stream import ShardStream, StreamConfig
 from shards.synthetic import synthesize
 from shards.sample import SampleSource
 from shards.writer import build_shards, parse_size, plan_sample, serialise_meta, verify_shards, write_tar
+from stream_checks import assert_streams_sources, one_epoch
 
 SIZE = (64, 48)
 
@@ -85,19 +84,9 @@ def test_build_verify_stream_roundtrip_on_s3(dataset, s3_prefix):
                        shuffle_buffer=4)
     stream = ShardStream(cfg)
     assert stream.batches_per_epoch == 6
-    it = stream.iter_from(StreamPosition())
-    seen = {}
-    for _ in range(stream.batches_per_epoch):
-        batch = next(it)
-        assert batch["inputs"].shape == (3, 41, *SIZE) and batch["inputs"].dtype == torch.float32
-        for i, key in enumerate(batch["__key__"]):
-            seen[key] = batch["person"][i]
-    it.close()
-    assert sorted(seen) == sorted(expected)
-    for key, person in seen.items():
-        bgr = cv2.imdecode(np.frombuffer(expected[key]["person.jpg"], np.uint8), cv2.IMREAD_COLOR)
-        want = torch.from_numpy(bgr[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0)
-        assert torch.equal(person, want), key
+    inputs = one_epoch(stream, "inputs")
+    assert all(x.shape == (41, *SIZE) and x.dtype == torch.float32 for x in inputs.values())
+    assert_streams_sources(stream, "person", expected, "person.jpg")
 
 
 def test_rerun_is_idempotent_and_deterministic(dataset, s3_prefix, stack):
@@ -155,7 +144,7 @@ def test_tar_members_are_reproducible(dataset, tmp_path):
     first = m.shards[0].keys[0]
     assert sorted(i.name for i in infos if i.name.startswith(first + ".")) == sorted(
         f"{first}.{m}" for m in ("person.jpg", "cloth.jpg", "cloth_mask.png", "parse.png", "pose.json",
-                                 "meta.json", "agnostic.jpg", "parse_agnostic.png"))
+                                 "meta.json", "agnostic.jpg", "parse_agnostic.png", "pose_img.png"))
 
 
 def test_verify_names_damaged_shard_and_sample(dataset, s3_prefix):
@@ -267,3 +256,36 @@ def test_manifest_validation_names_the_problem(dataset, tmp_path):
         Manifest.from_json("{", "x.json")
     with pytest.raises(ManifestError, match="no manifest there"):
         Manifest.load(str(tmp_path / "elsewhere"))
+
+
+def test_shards_written_before_schema_2_still_verify_and_stream(dataset, tmp_path):
+    """A set as the previous writer left it: no rendered pose member, a version-1 manifest
+    without ``members``. It still loads, verifies and streams (``members`` is then unknown)."""
+    old_style = tmp_path / "v1"
+    build_shards("viton_hd", dataset, "test", old_style, shard_size_bytes="1MB", workers=1)
+    samples = []
+    for record in Manifest.load(str(old_style)).shards:
+        with tarfile.open(old_style / record.name) as tar:
+            members: dict[str, dict[str, bytes]] = {}
+            for info in tar.getmembers():
+                key, _, member = info.name.partition(".")
+                if member != "pose_img.png":
+                    members.setdefault(key, {})[member] = tar.extractfile(info).read()
+        samples += list(members.items())
+    for path in old_style.iterdir():
+        path.unlink()
+    store = open_store(str(old_style))
+    buf = io.BytesIO()
+    sha, size, keys, offsets = write_tar(samples, buf)
+    store.put_bytes(f"test-000000-{sha[:12]}.tar", buf.getvalue())
+    doc = {"schema_version": 1, "layout": "viton_hd", "split": "test", "created": "2026-11-01T00:00:00+00:00",
+           "source": {}, "shards": [{"name": f"test-000000-{sha[:12]}.tar", "samples": len(keys), "bytes": size,
+                                     "sha256": sha, "keys": keys, "offsets": offsets}]}
+    store.put_bytes("manifest.json", json.dumps(doc).encode())
+
+    loaded = Manifest.load(str(old_style))
+    assert loaded.schema_version == 1 and loaded.members is None and loaded.num_samples == 6
+    assert verify_shards(str(old_style)).ok
+    stream = ShardStream(StreamConfig(str(old_style), batch_size=2, image_size=SIZE, loader_workers=0,
+                                      augment=False, shuffle_buffer=2, representation="viton_hd"))
+    assert len(one_epoch(stream, "pose_img")) == 6  # drawn, since these shards carry no rendered pose

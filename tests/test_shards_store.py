@@ -26,7 +26,8 @@ from shards.store import (
 def _roundtrip(store) -> None:
     assert store.list() == []
     store.put_bytes("a/one.bin", b"hello world")
-    store.put_bytes("two.bin", b"x" * 1000, sha256="ab" * 32)
+    two_sha = hashlib.sha256(b"x" * 1000).hexdigest()
+    store.put_bytes("two.bin", b"x" * 1000, sha256=two_sha)
     assert store.exists("a/one.bin") and not store.exists("a/none.bin")
     assert store.get_bytes("a/one.bin") == b"hello world"
     assert store.size("two.bin") == 1000
@@ -53,7 +54,12 @@ def test_s3_store_roundtrip(s3_prefix):
     assert isinstance(store, S3Store) and store.root_url == s3_prefix
     _roundtrip(store)
     assert store.url_for("x/y.tar") == f"{s3_prefix}/x/y.tar"
-    assert store.stat("two.bin").sha256 == "ab" * 32  # recorded as object metadata
+    assert store.stat("two.bin").sha256 == hashlib.sha256(b"x" * 1000).hexdigest()  # recorded as object metadata
+    # The sha256 also goes up as the object's checksum, which the server verifies: bytes damaged
+    # on the way (here: a wrong digest for them) are refused, and nothing is stored.
+    with pytest.raises(StoreError, match=r"bad\.bin"):
+        store.put_bytes("bad.bin", b"y" * 1000, sha256="ab" * 32)
+    assert not store.exists("bad.bin")
 
 
 def test_file_store_roundtrip(tmp_path):

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from shards import stream as stream_mod
 from shards.layouts import read_layout
 from shards.manifest import Manifest, ShardRecord
 from shards.store import open_store
@@ -25,6 +24,7 @@ from shards.stream import EpochPlan, ShardStream, StreamConfig, StreamPosition, 
 from shards.synthetic import synthesize
 from shards.tario import UnsafeMemberError
 from shards.writer import build_shards, serialise_meta, shard_name, verify_shards, write_tar
+from stream_checks import assert_exact_resume, record_block_fetches, take
 
 SIZE = (64, 48)
 
@@ -47,12 +47,6 @@ def shards_url(dataset, stack):
     store = open_store(url)
     for key in store.list():
         store.delete(key)
-
-
-def _take(it, n: int) -> list[dict]:
-    out = [next(it) for _ in range(n)]
-    it.close()
-    return out
 
 
 def _keys(batches) -> list[str]:
@@ -108,7 +102,7 @@ def test_two_ranks_two_workers_disjoint_complete_equal(shards_url):
         cfg = StreamConfig(shards_url, batch_size=3, image_size=SIZE, loader_workers=2, shuffle_buffer=4, seed=11)
         stream = ShardStream(cfg, rank=rank, world_size=2)
         assert stream.batches_per_epoch == 4
-        batches = _take(stream.iter_from(StreamPosition()), 2 * stream.batches_per_epoch)
+        batches = take(stream.iter_from(StreamPosition()), 2 * stream.batches_per_epoch)
         assert all(b["inputs"].shape == (3, 41, *SIZE) for b in batches)
         # the batches are exactly the plan's, in step order (worker roles interleave correctly)
         plan, manifest = stream.plan, stream.manifest
@@ -129,7 +123,7 @@ def test_two_ranks_two_workers_disjoint_complete_equal(shards_url):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_reused_buffers_give_the_same_batches(shards_url, workers):
     base = dict(batch_size=3, image_size=SIZE, loader_workers=workers, shuffle_buffer=6, seed=2)
-    plain = _take(ShardStream(StreamConfig(shards_url, **base)).iter_from(StreamPosition(0, 1)), 10)
+    plain = take(ShardStream(StreamConfig(shards_url, **base)).iter_from(StreamPosition(0, 1)), 10)
     it = ShardStream(StreamConfig(shards_url, reuse_buffers=True, **base)).iter_from(StreamPosition(0, 1))
     slots, storages = [], set()
     for want in plain:
@@ -150,10 +144,10 @@ def test_consumer_side_representation_gives_the_same_batches(shards_url, workers
     """Workers ship uint8 + heatmap profiles, this process expands: bit-identical to loader-built batches."""
     base = dict(batch_size=3, image_size=SIZE, loader_workers=workers, shuffle_buffer=6, seed=4,
                 representation_options={"sigma": 2.0})
-    plain = _take(ShardStream(StreamConfig(shards_url, **base)).iter_from(StreamPosition(1, 2)), 6)
+    plain = take(ShardStream(StreamConfig(shards_url, **base)).iter_from(StreamPosition(1, 2)), 6)
     for reuse in (False, True):
         stream = ShardStream(StreamConfig(shards_url, representation_on="consumer", reuse_buffers=reuse, **base))
-        compact = _take(stream.iter_from(StreamPosition(1, 2), expand=False), 1)[0]
+        compact = take(stream.iter_from(StreamPosition(1, 2), expand=False), 1)[0]
         assert compact["person_u8"].dtype == torch.uint8 and compact["pose_gy"].shape == (3, 18, SIZE[0])
         it = stream.iter_from(StreamPosition(1, 2))
         for want in plain:
@@ -173,7 +167,7 @@ def test_uneven_world_pads_with_repeats_only(shards_url):
     for rank in range(5):
         stream = ShardStream(cfg, rank=rank, world_size=5)
         assert stream.batches_per_epoch == 2  # ceil(24 / 15)
-        seen += _keys(_take(stream.iter_from(StreamPosition()), 2))
+        seen += _keys(take(stream.iter_from(StreamPosition()), 2))
     counts = Counter(seen)
     assert len(seen) == 30 and len(counts) == 24 and max(counts.values()) == 2
 
@@ -183,31 +177,14 @@ def test_resume_is_exact_and_does_not_replay(shards_url, monkeypatch):
     cfg = StreamConfig(shards_url, batch_size=2, image_size=(48, 36), loader_workers=2, shuffle_buffer=4,
                        seed=3, augment=True, augment_options=opts)
     stream = ShardStream(cfg)
-    n_b = stream.batches_per_epoch
-    assert n_b == 12
-    reference = _take(stream.iter_from(StreamPosition()), n_b + 3)
-
-    def same(a, b) -> bool:
-        return a["__key__"] == b["__key__"] and all(
-            torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
-
-    for pos in (StreamPosition(0, 5), StreamPosition(1, 1), StreamPosition(0, 11)):
-        flat = pos.epoch * n_b + pos.step
-        resumed = _take(stream.iter_from(pos), n_b + 3 - flat)
-        assert all(same(a, b) for a, b in zip(resumed, reference[flat:], strict=True)), pos
+    assert stream.batches_per_epoch == 12
+    assert_exact_resume(stream, (StreamPosition(0, 5), StreamPosition(1, 1), StreamPosition(0, 11)))
 
     # In-process (loader_workers=0): the first block fetched is the one holding the resume step.
-    fetched = []
-
-    class Recording(stream_mod._BlockData):
-        def __init__(self, block, manifest, store):
-            fetched.append((block.epoch, block.role, block.index))
-            super().__init__(block, manifest, store)
-
-    monkeypatch.setattr(stream_mod, "_BlockData", Recording)
+    fetched = record_block_fetches(monkeypatch)
     single = ShardStream(StreamConfig(shards_url, batch_size=2, image_size=SIZE, loader_workers=0,
                                       shuffle_buffer=4, seed=3))
-    _take(single.iter_from(StreamPosition(1, 9)), 1)
+    take(single.iter_from(StreamPosition(1, 9)), 1)
     assert fetched[0] == (1, 0, 4)  # step 9 * b=2 -> position 18 -> block 4 of L=4; nothing earlier
 
 
@@ -253,6 +230,12 @@ def _corrupt(case: str, members: dict[str, bytes]) -> dict[str, bytes]:
         labels = np.zeros(SIZE, np.uint8)
         labels[10:20, 10:20] = 25
         m["parse.png"] = _png(labels)
+    elif case == "partial second person":  # a triplet whose partner lost two of its files
+        m["target.person.jpg"] = m["person.jpg"]
+    elif case == "wrong keypoint count":  # a DressCode-style keypoint file with 17 points
+        meta = json.loads(m["meta.json"])
+        m["meta.json"] = serialise_meta({**meta, "pose_format": "coco18", "keypoint_frame": [512, 384]})
+        m["pose.json"] = json.dumps({"keypoints": [[10.0, 10.0, 1.0, i] for i in range(17)]}).encode()
     elif case == "wrong size":
         meta = json.loads(m["meta.json"])
         meta["original_size"] = [SIZE[0] * 2, SIZE[1] * 2]
@@ -261,7 +244,8 @@ def _corrupt(case: str, members: dict[str, bytes]) -> dict[str, bytes]:
 
 
 CASES = {"bad jpeg": "bad image", "missing modality": "missing modality", "label out of range": "label out of range",
-         "wrong size": "wrong size", "truncated member": "damaged tar member"}
+         "wrong size": "wrong size", "truncated member": "damaged tar member",
+         "partial second person": "missing modality", "wrong keypoint count": "bad pose"}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -281,7 +265,7 @@ def test_corrupt_sample_is_skipped_counted_and_logged(case, dataset, s3_prefix, 
                        max_bad_fraction=0.5)
     stream = ShardStream(cfg)
     with caplog.at_level(logging.WARNING, logger="shards.stream"):
-        batches = _take(stream.iter_from(StreamPosition()), stream.batches_per_epoch)
+        batches = take(stream.iter_from(StreamPosition()), stream.batches_per_epoch)
     keys = _keys(batches)
     assert len(batches) == 3 and len(keys) == 9  # full batches in spite of the bad sample
     assert victim not in keys and set(keys) == {k for k, _ in good} - {victim}
@@ -303,7 +287,7 @@ def test_too_many_bad_samples_raises_with_counts_and_keys(dataset, s3_prefix):
     cfg = StreamConfig(s3_prefix, batch_size=2, image_size=SIZE, loader_workers=2, shuffle_buffer=12,
                        max_bad_fraction=0.05)
     with pytest.raises(TooManyBadSamplesError) as err:
-        _take(ShardStream(cfg).iter_from(StreamPosition()), 12)
+        take(ShardStream(cfg).iter_from(StreamPosition()), 12)
     text = str(err.value)
     assert "max_bad_fraction 5.0%" in text and "bad image" in text
     assert any(v in text for v in victims) and "vton shard verify" in text
@@ -340,7 +324,7 @@ def test_hostile_member_is_rejected_by_stream_and_verify(member, dataset, s3_pre
 
     stream = ShardStream(StreamConfig(s3_prefix, batch_size=1, image_size=SIZE, loader_workers=0))
     with pytest.raises(UnsafeMemberError) as err:
-        _take(stream.iter_from(StreamPosition()), 1)
+        take(stream.iter_from(StreamPosition()), 1)
     assert rec.name in str(err.value) and shown.lstrip("/") in str(err.value)
     report = verify_shards(s3_prefix)
     assert not report.ok and any("unsafe member" in f.problem and shown.lstrip("/") in f.problem

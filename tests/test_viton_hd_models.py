@@ -109,6 +109,28 @@ def test_alias_upsampling_modes_and_small_sizes():
         ALIASGenerator(num_upsampling_layers="many")
 
 
+def test_alias_noise_is_one_spatial_map_per_sample_scaled_per_channel():
+    """The official ALIASNorm draws ``randn(b, w, h, 1) * noise_scale`` and transposes: the same
+    map in every channel, times that channel's scale. With the same seed ours is that exact noise."""
+    from vton_models.layers.alias import ALIASNorm
+
+    norm = ALIASNorm("instance", channels=3, label_channels=2, hidden=4)
+    captured = {}
+    norm.param_free_norm.register_forward_pre_hook(lambda _m, args: captured.setdefault("x", args[0].clone()))
+    with torch.no_grad():
+        norm.noise_scale.copy_(torch.tensor([1.0, 2.0, -0.5]))
+    x = torch.zeros(2, 3, 5, 4)
+    torch.manual_seed(7)
+    norm(x, torch.zeros(2, 2, 5, 4))
+    noise = captured["x"]
+    torch.manual_seed(7)
+    official = (torch.randn(2, 4, 5, 1) * norm.noise_scale).transpose(1, 3)
+    assert torch.equal(noise, official)
+    torch.testing.assert_close(noise[:, 1], 2.0 * noise[:, 0])
+    torch.testing.assert_close(noise[:, 2], -0.5 * noise[:, 0])
+    assert not torch.equal(noise[0, 0], noise[1, 0]), "each sample draws its own map"
+
+
 # ------------------------------------------------------------------------------------------- TPS
 
 def _pattern(h: int = 40, w: int = 32) -> torch.Tensor:

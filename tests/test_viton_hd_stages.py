@@ -75,6 +75,7 @@ def test_alias_trains_on_the_registered_gmm_pinned_to_the_version_the_alias_name
     before = [p.clone() for p in gmm.parameters()]
     assert loop.run().steps_run == 1
     assert all(torch.equal(a, b) for a, b in zip(before, gmm.parameters()))  # frozen through training
+    assert loop.data_tags == {"vton.data.pose_img": "dataset"}  # OpenPose renderings, as the official nets saw
 
 
 def test_a_wrong_or_missing_stage_is_a_config_error_naming_the_key(registered):

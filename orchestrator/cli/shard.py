@@ -21,19 +21,33 @@ def _cmd_shard(args: argparse.Namespace) -> int:
 
     apply_stack_env(urls=[getattr(args, "dest", None) or getattr(args, "manifest", None) or ""])
     if args.action == "synth":
-        from shards.synthetic import synthesize
+        from shards.synthetic import synthesize_layout
 
-        report = synthesize(args.out, n=args.n, size=_parse_size(args.size), seed=args.seed)
+        try:
+            report = synthesize_layout(args.layout, args.out, n=args.n, size=_parse_size(args.size), seed=args.seed)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         print(json.dumps(report, indent=2, default=str))
         return 0
     if args.action == "build":
         from shards.writer import build_shards
 
-        manifest = build_shards(args.layout, args.src, args.split, args.dest, shard_size_bytes=args.shard_size,
-                                workers=args.workers, strict=not args.skip_incomplete)
+        options = {}
+        for item in args.layout_option or []:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise UserError(f"--layout-option {item!r}: expected NAME=VALUE (e.g. subset=frontal.txt)")
+            options[name] = value
+        try:
+            manifest = build_shards(args.layout, args.src, args.split, args.dest, shard_size_bytes=args.shard_size,
+                                    workers=args.workers, strict=not args.skip_bad, layout_options=options)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         stats = manifest.build_stats
         print(f"{stats.manifest_url}: {stats.samples} samples in {stats.shards} shards "
-              f"({stats.uploaded} uploaded, {stats.skipped} already stored) in {stats.seconds:.1f}s")
+              f"({stats.uploaded} uploaded, {stats.skipped} already stored) in {stats.seconds:.1f}s"
+              + (f"; {stats.skipped_sources} bad source sample(s) skipped (--skip-bad; each is logged above)"
+                 if stats.skipped_sources else ""))
         return 0
     from shards.writer import verify_shards
 
@@ -45,20 +59,24 @@ def _cmd_shard(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("shard", help="dataset -> WebDataset shards on object storage")
     shard_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    synth = shard_sub.add_parser("synth", help="write a synthetic dataset in the VITON-HD layout")
+    synth = shard_sub.add_parser("synth", help="write a synthetic dataset in a dataset's own on-disk layout")
+    synth.add_argument("--layout", default="viton_hd", help="viton_hd (default) | viton | mpv | dresscode")
     synth.add_argument("--out", required=True)
     synth.add_argument("--n", type=int, default=64)
     synth.add_argument("--size", default="64x48", help="HEIGHTxWIDTH")
     synth.add_argument("--seed", type=int, default=0)
     build = shard_sub.add_parser("build", help="write tar shards + manifest.json to s3:// or file://")
-    build.add_argument("--layout", required=True, help="viton_hd | viton | mpv")
+    build.add_argument("--layout", required=True, help="viton_hd | viton | mpv | mpv_triplets | dresscode")
     build.add_argument("--src", required=True)
     build.add_argument("--split", required=True)
     build.add_argument("--dest", required=True, help="s3://bucket/prefix/ or file:///abs/dir")
     build.add_argument("--shard-size", default="256MB")
     build.add_argument("--workers", type=int, default=None)
-    build.add_argument("--skip-incomplete", action="store_true",
-                       help="skip (and count) samples missing a modality instead of failing")
+    build.add_argument("--skip-bad", "--skip-incomplete", dest="skip_bad", action="store_true",
+                       help="skip (and count) samples with a missing or unusable file instead of failing")
+    build.add_argument("--layout-option", action="append", metavar="NAME=VALUE",
+                       help="a layout's own option, repeatable: mpv_triplets subset=FILE (only those triplets); "
+                            "dresscode categories=upper_body,dresses")
     verify = shard_sub.add_parser("verify", help="re-read every shard: sha256 + decode every sample")
     verify.add_argument("manifest", help="URL of manifest.json")
     p.set_defaults(handler=_cmd_shard)

@@ -57,7 +57,7 @@ def _cloth_index(manifest) -> dict[str, tuple[int, int]]:
 
 def _fetch_cloth(manifest, store, index: dict, key: str, owner: str) -> tuple[np.ndarray, np.ndarray]:
     """The cloth image and mask of sample ``key`` (one ranged GET), for unpaired evaluation."""
-    from shards.decode import decode_mask, decode_rgb
+    from shards.decode import decode_cloth
     from shards.tario import parse_sample
 
     if key not in index:
@@ -65,7 +65,7 @@ def _fetch_cloth(manifest, store, index: dict, key: str, owner: str) -> tuple[np
     s, i = index[key]
     rec = manifest.shards[s]
     members = parse_sample(store.get_range(rec.name, rec.offsets[i], rec.offsets[i + 1]), store.url_for(rec.name), key)
-    return decode_rgb(members["cloth.jpg"], key, "cloth.jpg"), decode_mask(members["cloth_mask.png"], key, "cloth_mask.png")
+    return decode_cloth(members, key)
 
 
 def iter_eval_samples(manifest_url: str, worker: int, workers: int, pairs: str) -> Iterator[tuple[str, Any]]:

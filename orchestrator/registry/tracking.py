@@ -59,6 +59,8 @@ class NullTracker:
 
     def log_sample_grid(self, image: np.ndarray, step: int) -> None: ...
 
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
     def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
                   cfg: Config, tags: Mapping[str, str]) -> str | None:
         return None
@@ -110,6 +112,10 @@ class MlflowTracker(NullTracker):
 
     def log_sample_grid(self, image: np.ndarray, step: int) -> None:
         self._mlflow.log_image(image, key="samples", step=step)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if tags:
+            self._mlflow.set_tags(dict(tags))
 
     def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
                   cfg: Config, tags: Mapping[str, str]) -> str | None:

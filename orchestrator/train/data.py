@@ -77,6 +77,16 @@ def make_val_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int, dev
     return ShardStream(stream_cfg, rank, world_size)
 
 
+def stream_data_tags(stream: object, recipe: Recipe) -> dict[str, str]:
+    """Tags saying which optional members the recipe's representation used (e.g. VITON-HD's
+    dataset-rendered pose images vs drawn ones), from the train stream's manifest; empty for a
+    stream without one (an in-process test stream)."""
+    manifest = getattr(getattr(stream, "stream", None), "manifest", None)
+    if manifest is None:
+        return {}
+    return recipe.representation.data_tags(manifest.members, manifest.totals["samples"])
+
+
 def manifest_sha256(url: str) -> str:
     """Identity of the dataset a model was trained on (recorded as a model version tag)."""
     from shards.store import split_url

@@ -37,7 +37,7 @@ from orchestrator.config import Config, config_from_dict
 from orchestrator.recipes import build_recipe_from_config
 from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
 from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
-from orchestrator.train.data import make_train_stream, manifest_sha256
+from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags
 from orchestrator.train.ema import NetworkEMA
 from orchestrator.train.freezing import frozen, power_iteration_paused
 from orchestrator.train.optim import build_schedule, resolve_optimizers
@@ -126,6 +126,7 @@ class GanLoop:
             seed_everything(cfg.train.seed * 1000 + ctx.rank)  # per-rank noise from here on
         self.tracker = make_tracker(cfg, ctx.rank, resume_run_id)
         self.validator = Validator(cfg, self.recipe, ctx) if cfg.data.val_manifest else None
+        self.data_tags: dict[str, str] = {}  # what the representation took from the data (run + model tags)
 
     # ------------------------------------------------------------------------- state
 
@@ -312,6 +313,8 @@ class GanLoop:
     def run(self) -> LoopResult:
         cfg, ctx = self.cfg, self.ctx
         stream = self.hooks.train_data or make_train_stream(cfg, self.recipe, ctx.rank, ctx.world_size, str(ctx.device))
+        self.data_tags = stream_data_tags(stream, self.recipe)
+        self.tracker.set_tags(self.data_tags)
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:
             self.val_before = self._evaluate()
@@ -394,6 +397,7 @@ class GanLoop:
             "git_commit": git_commit(),
             "run_name": self.cfg.name,
             "steps": str(self.position.step),
+            **self.data_tags,
         }
         return self.tracker.log_stage(generators, weights, self.cfg, tags)
 

@@ -7,7 +7,9 @@ decoding happens in the loader workers, so a reader over 13k VITON-HD samples st
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -86,6 +88,62 @@ def read_pairs(path: Path, columns: int) -> list[PairsLine]:
             raise ValueError(f"{path}:{no}: expected {columns} fields, got {len(parts)}: {text!r}")
         rows.append(PairsLine(parts, path, no))
     return rows
+
+
+class UnsafePathError(ValueError):
+    """A pairs-file entry names a file outside the dataset root (``..``, an absolute path, or a
+    symlink out of it); the message names the list file and line."""
+
+
+def confined(root: Path, relative: str, line: PairsLine) -> str:
+    """``relative`` (a name from a pairs/list file) if it stays inside ``root``; else
+    ``UnsafePathError`` naming the file and line. A list file is data: it must not make the
+    builder read (and upload) ``../../etc/shadow``."""
+    parts = relative.replace("\\", "/").split("/")
+    if relative.startswith(("/", "\\")) or ".." in parts or (len(relative) > 1 and relative[1] == ":"):
+        raise UnsafePathError(f"{line.path}:{line.line_no}: {relative!r} leaves the dataset root {root}")
+    return relative
+
+
+def reject(exc: ValueError, strict: bool, stats: "ReadStats", key: str, member: str, where: str) -> None:
+    """Raise ``exc`` (strict) or log it and count the sample as skipped (``--skip-bad``)."""
+    if strict:
+        raise exc
+    log.warning("%s (skipped)", exc)
+    stats.skipped.append((key, member, where))
+
+
+def check_inside(root: Path, path: Path, line: PairsLine | None = None) -> Path:
+    """``path`` resolved (symlinks followed) must still be under ``root``; returns it unchanged.
+
+    Costs one ``lstat`` per file: directories are resolved once each (a dataset has a handful,
+    or one per product folder), and only a file that is itself a symlink is resolved in full.
+    """
+    base = _resolved(str(root))
+    text = str(path)
+    head, name = os.path.split(text)
+    resolved = os.path.realpath(text) if os.path.islink(text) else os.path.join(_resolved(head), name)
+    if resolved != base and not resolved.startswith(base.rstrip(os.sep) + os.sep):
+        where = f"{line.path}:{line.line_no}: " if line is not None else ""
+        raise UnsafePathError(f"{where}{path} resolves to {resolved}, outside the dataset root {base}")
+    return path
+
+
+@functools.lru_cache(maxsize=65536)
+def _resolved(directory: str) -> str:
+    return os.path.realpath(directory)
+
+
+def inside(root: Path, paths: dict[str, Path], line: PairsLine, strict: bool, stats: "ReadStats", key: str) -> bool:
+    """Whether every resolved file of sample ``key`` stays under ``root`` (symlinks followed); one
+    that does not raises (strict) or has the sample skipped and counted."""
+    try:
+        for path in paths.values():
+            check_inside(root, path, line)
+    except UnsafePathError as exc:
+        reject(exc, strict, stats, key, "path", f"{line.path}:{line.line_no}")
+        return False
+    return True
 
 
 def first_existing(root: Path, spellings: Sequence[str]) -> Path:

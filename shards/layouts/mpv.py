@@ -10,10 +10,11 @@ MPV datasets and the MPV competition tooling)::
                                        "RE321D05M/RE321D05M-Q11@10=person_half_front"
     all_parsing/<rel>.png              LIP parse of each person image
     all_person_clothes_keypoints/<rel>_keypoints.json   COCO-18 ("pose_keypoints")
-    all/<cloth rel>_mask.jpg|.png      cloth mask ("...=cloth_front_mask.jpg", the naming of the
-                                       MPV-derived repos). MPV itself ships no masks: public loaders
-                                       threshold the white background (e.g. < 240); write these
-                                       files first, the reader does not decode images.
+    all/<cloth rel>_mask.jpg|.png      cloth mask, optional ("...=cloth_front_mask.jpg", the naming
+                                       of the MPV-derived repos). MPV itself ships no masks: public
+                                       loaders threshold the white background (e.g. < 240), and so
+                                       does the decoder (``shards.decode.derive_cloth_mask``) for a
+                                       sample stored without one; the reader does not decode images.
 
 A triplet says A and B wear the same cloth in two poses. The shard contract holds one person per
 sample, so each *person image* of the split becomes one sample (a person image appears in many
@@ -34,8 +35,12 @@ from shards.layouts.common import (
     PairsLine,
     ReadStats,
     SampleIterator,
+    UnsafePathError,
+    confined,
     image_size,
+    inside,
     read_pairs,
+    reject,
     resolve,
     safe_key,
     strip_ext,
@@ -55,12 +60,19 @@ def pairs_file(src: Path) -> Path:
     raise FileNotFoundError(f"MPV triplets file not found: expected {' or '.join(str(src / n) for n in PAIRS_FILES)}")
 
 
-def _persons(lines: list[PairsLine], split: str) -> dict[str, tuple[str, PairsLine]]:
-    """Person image -> (its cloth, first triplet naming it), for the lines of ``split``."""
+def _persons(lines: list[PairsLine], split: str, strict: bool, stats: ReadStats) -> dict[str, tuple[str, PairsLine]]:
+    """Person image -> (its cloth, first triplet naming it), for the lines of ``split``; a line
+    naming a file outside the dataset raises (strict) or is skipped and counted."""
     persons: dict[str, tuple[str, PairsLine]] = {}
     for line in lines:
         a, b, cloth, line_split = line.fields
         if line_split != split:
+            continue
+        try:
+            for name in (a, b, cloth):
+                confined(line.path.parent, name, line)
+        except UnsafePathError as exc:
+            reject(exc, strict, stats, safe_key(strip_ext(a)), "triplets line", f"{line.path}:{line.line_no}")
             continue
         for person in (a, b):
             if person in persons and persons[person][0] != cloth:
@@ -73,15 +85,26 @@ def _persons(lines: list[PairsLine], split: str) -> dict[str, tuple[str, PairsLi
     return persons
 
 
-def _members(src: Path, person: str, cloth: str) -> dict[str, list[Path]]:
-    stem, cloth_stem = strip_ext(person), strip_ext(cloth)
+def person_members(src: Path, person: str) -> dict[str, list[Path]]:
+    """Where one person image's photo, parse and keypoints live (``<rel>`` = ``person``)."""
+    stem = strip_ext(person)
     return {
         "person.jpg": [src / IMAGE_DIR / person],
-        "cloth.jpg": [src / IMAGE_DIR / cloth],
-        "cloth_mask.png": [src / IMAGE_DIR / f"{cloth_stem}_mask.jpg", src / IMAGE_DIR / f"{cloth_stem}_mask.png"],
         "parse.png": [src / PARSE_DIR / f"{stem}.png"],
         "pose.json": [src / POSE_DIR / f"{stem}_keypoints.json"],
     }
+
+
+def cloth_mask_candidates(src: Path, cloth: str) -> list[Path]:
+    cloth_stem = strip_ext(cloth)
+    return [src / IMAGE_DIR / f"{cloth_stem}_mask.jpg", src / IMAGE_DIR / f"{cloth_stem}_mask.png"]
+
+
+def members(src: Path, person: str, cloth: str) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    """(required, optional) candidates of a person image and its cloth; the cloth mask is optional
+    (MPV ships none; the decoder derives one from the white background when it is absent)."""
+    required = {**person_members(src, person), "cloth.jpg": [src / IMAGE_DIR / cloth]}
+    return required, {"cloth_mask.png": cloth_mask_candidates(src, cloth)}
 
 
 def read(src: Path, split: str, strict: bool = True) -> SampleIterator:
@@ -89,11 +112,11 @@ def read(src: Path, split: str, strict: bool = True) -> SampleIterator:
     src = Path(src)
     path = pairs_file(src)
     lines = read_pairs(path, columns=4)
-    persons = _persons(lines, split)
+    stats = ReadStats()
+    persons = _persons(lines, split, strict, stats)
     if not persons:
         found = sorted({line.fields[3] for line in lines})
-        raise ValueError(f"{path}: no triplets for split {split!r}; splits present: {found}")
-    stats = ReadStats()
+        raise ValueError(f"{path}: no triplets for split {split!r} (or none inside the dataset root); splits present: {found}")
     label = f"mpv {src} [{split}]"
     return SampleIterator(_samples(src, split, persons, strict, stats, label), stats, label)
 
@@ -106,8 +129,9 @@ def _samples(
         by_cloth.setdefault(cloth, []).append(safe_key(strip_ext(person)))
     for person, (cloth, line) in persons.items():
         key = safe_key(strip_ext(person))
-        paths = resolve(key, label, _members(src, person, cloth), {}, strict, stats)
-        if paths is None:
+        required, optional = members(src, person, cloth)
+        paths = resolve(key, label, required, optional, strict, stats)
+        if paths is None or not inside(src, paths, line, strict, stats, key):
             continue
         a, b, c, _ = line.fields
         meta = {

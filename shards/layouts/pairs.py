@@ -19,10 +19,13 @@ from shards.layouts.common import (
     PairsLine,
     ReadStats,
     SampleIterator,
+    UnsafePathError,
     check_unique,
+    confined,
     image_size,
-    log,
+    inside,
     read_pairs,
+    reject,
     resolve,
     safe_key,
     strip_ext,
@@ -58,12 +61,18 @@ class PairsLayout:
         members = self.members(split_dir)
         seen: dict[str, PairsLine] = {}
         worn_by: dict[str, str] = {}
+        usable = []
         for line in lines:
-            person, listed = line.fields
-            key = safe_key(strip_ext(person))
+            key = safe_key(strip_ext(line.fields[0]))
+            try:
+                person, listed = (confined(src, name, line) for name in line.fields)
+            except UnsafePathError as exc:
+                reject(exc, strict, stats, key, "pairs line", f"{line.path}:{line.line_no}")
+                continue
             check_unique(key, seen, line)
             worn_by[strip_ext(self.worn_cloth(person, listed))] = key
-        for line in lines:
+            usable.append(line)
+        for line in usable:
             person, listed = line.fields
             worn = self.worn_cloth(person, listed)
             key = safe_key(strip_ext(person))
@@ -71,14 +80,14 @@ class PairsLayout:
             paths = resolve(key, label, required, optional, strict, stats)
             if paths is None:
                 continue
+            if not inside(src, paths, line, strict, stats, key):
+                continue
             unpaired = None if listed == worn else listed
             if unpaired is not None and not (split_dir / self.cloth_dir / unpaired).is_file():
-                msg = (f"{label}: sample '{key}' lists unpaired cloth {unpaired!r} "
-                       f"({line.path}:{line.line_no}): expected {split_dir / self.cloth_dir / unpaired}")
-                if strict:
-                    raise MissingModalityError(msg)
-                log.warning("%s (skipped)", msg)
-                stats.skipped.append((key, "unpaired cloth", str(split_dir / self.cloth_dir / unpaired)))
+                expected = split_dir / self.cloth_dir / unpaired
+                reject(MissingModalityError(f"{label}: sample '{key}' lists unpaired cloth {unpaired!r} "
+                                            f"({line.path}:{line.line_no}): expected {expected}"),
+                       strict, stats, key, "unpaired cloth", str(expected))
                 continue
             meta = {
                 "layout": self.name,

@@ -12,8 +12,12 @@ Layout, checked against shadow2496/VITON-HD ``datasets.py``/``test.py`` and HR-V
     {split}/agnostic-v3.2/<id>.jpg          -> agnostic.jpg        (optional)
     {split}/image-parse-agnostic-v3.2/<id>.png -> parse_agnostic.png (optional)
     {split}/image-densepose/<id>.jpg        -> densepose.png       (optional; bytes are a JPEG)
+    {split}/openpose_img/<id>_rendered.png  -> pose_img.png        (optional; also spelled openpose-img/)
 
-``openpose_img/`` and ``agnostic-mask/`` are not part of the shard contract and are not read.
+The rendered OpenPose image is carried because the official networks were trained on it (the
+official ``datasets.py`` feeds ``openpose-img/*_rendered.png`` as the pose input); the ``viton_hd``
+representation draws its own skeleton only for samples that lack it. ``agnostic-mask/`` is not
+part of the shard contract and is not read.
 Where both folder spellings exist the VITON-HD-release spelling wins for the whole split, so one
 split never mixes sources.
 """
@@ -27,11 +31,13 @@ from shards.layouts.pairs import MemberResolver, PairsLayout
 
 PARSE_DIRS = ("image-parse-v3", "image-parse")
 POSE_DIRS = ("openpose_json", "openpose-json")
+POSE_IMG_DIRS = ("openpose_img", "openpose-img")
 
 
 def _members(split_dir: Path) -> MemberResolver:
     parse_dir = first_existing(split_dir, PARSE_DIRS)
     pose_dir = first_existing(split_dir, POSE_DIRS)
+    pose_img_dir = first_existing(split_dir, POSE_IMG_DIRS)
 
     def members(person: str, worn: str):
         stem = strip_ext(person)
@@ -47,6 +53,7 @@ def _members(split_dir: Path) -> MemberResolver:
             "agnostic.jpg": [split_dir / "agnostic-v3.2" / person],
             "parse_agnostic.png": [split_dir / "image-parse-agnostic-v3.2" / f"{stem}.png"],
             "densepose.png": [split_dir / "image-densepose" / person, split_dir / "image-densepose" / f"{stem}.png"],
+            "pose_img.png": [pose_img_dir / f"{stem}_rendered.png"],
         }
         return required, optional
 

@@ -6,8 +6,11 @@ ALIASNorm is SPADE with two changes that VITON-HD needs for misaligned garments:
   mask* (where the warped cloth does not cover the predicted cloth region) are standardised
   separately, so the statistics of the region the generator must invent do not leak into the
   aligned part;
-* noise is injected per channel before normalising (``noise_scale`` starts at 0, so a fresh
-  network is deterministic and the scale is learned).
+* noise is injected before normalising: one spatial Gaussian map per sample, scaled per channel
+  by ``noise_scale`` (which starts at 0, so a fresh network is deterministic and the scale is
+  learned). The official code draws it as (B, W, H, 1) and transposes; we draw the same shape, so
+  imported weights with non-zero scales see the noise they were trained with, and the same seed
+  gives the same noise as the official generator.
 
 Module and parameter names follow the official ``networks.py`` (``noise_scale``, ``conv_shared.0``,
 ``conv_gamma``, ``conv_beta``, ``conv_0/1/s``, ``norm_0/1/s``) so official checkpoints load with
@@ -67,7 +70,9 @@ class ALIASNorm(nn.Module):
         self.conv_beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: Tensor, seg: Tensor, misalign_mask: Tensor | None = None) -> Tensor:
-        noise = torch.randn_like(x) * self.noise_scale.view(1, -1, 1, 1)
+        b, _, h, w = x.shape
+        spatial = torch.randn(b, w, h, 1, device=x.device, dtype=self.noise_scale.dtype)  # one map per sample
+        noise = (spatial * self.noise_scale).transpose(1, 3)  # (B, C, H, W), scaled per channel
         if self.kind == "mask":
             if misalign_mask is None:
                 raise ValueError("ALIASNorm(mask): a misalignment mask is required")

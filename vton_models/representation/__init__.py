@@ -1,5 +1,7 @@
-"""Representation primitives shared by every family: keypoints and pose encodings, parse maps,
-network-space images and agnostic painting, rendered poses, and their torch forms for the device.
+"""Representation primitives shared by every family: keypoints (their orders and conversions) and
+pose encodings, parse maps (LIP, and ATR mapped to LIP), network-space images and agnostic painting,
+rendered poses, face/hair boxes with differentiable crop and paste-back, and torch forms for the
+device.
 
 A family's own input builder (``Representation``) lives in its folder (``families/<family>/inputs.py``)
 and is composed from these; ``vton_models.registry.get_representation(name)`` finds one by name.
@@ -17,8 +19,12 @@ from vton_models.representation.parse import (
     parse_onehot,
 )
 from vton_models.representation.pose import (
+    BODY25_NAMES,
+    COCO18_NAMES,
     POSE18_NAMES,
     POSE_FORMATS,
+    POSE_NAMES,
+    convert_pose,
     is_missing,
     keypoints_from_openpose,
     openpose_xy,
@@ -27,12 +33,14 @@ from vton_models.representation.pose import (
     pose_heatmaps,
     pose_profiles,
 )
+from vton_models.representation.regions import box_mask, crop_boxes, face_box, paste_boxes
 from vton_models.representation.render import render_pose
-from vton_models.representation.sample import DecodedSample
+from vton_models.representation.sample import DecodedSample, PersonView
 
 __all__ = [
-    "AGNOSTIC_GRAY", "GARMENT_LABELS", "NUM_LIP_LABELS", "POSE18_NAMES", "POSE_FORMATS", "DecodedSample",
-    "Representation", "agnostic_mask", "check_labels", "cloth_agnostic_rgb", "garment_mask", "is_missing",
-    "keypoints_from_openpose", "label_lut", "openpose_xy", "parse_onehot", "pose18", "pose_disks",
+    "AGNOSTIC_GRAY", "BODY25_NAMES", "COCO18_NAMES", "GARMENT_LABELS", "NUM_LIP_LABELS", "POSE18_NAMES",
+    "POSE_FORMATS", "POSE_NAMES", "DecodedSample", "PersonView", "Representation", "agnostic_mask", "box_mask",
+    "check_labels", "cloth_agnostic_rgb", "convert_pose", "crop_boxes", "face_box", "garment_mask", "is_missing",
+    "keypoints_from_openpose", "label_lut", "openpose_xy", "parse_onehot", "paste_boxes", "pose18", "pose_disks",
     "pose_heatmaps", "pose_profiles", "render_pose", "to_network_rgb",
 ]

@@ -27,6 +27,13 @@ class Representation:
     build: Callable[..., dict[str, np.ndarray]]
     compact: Callable[..., dict[str, np.ndarray]] | None = None
     expand: Callable[..., dict[str, Tensor]] | None = None
+    #: Optional shard members the builder reads ("pose_img.png", "target" for a second person);
+    #: the stream decodes only these, so a rendered pose or a second person costs nothing to a
+    #: builder that ignores it.
+    reads: tuple[str, ...] = ()
+    #: ``(member counts of a manifest or None, samples) -> run tags`` saying which optional
+    #: members this builder used (e.g. a dataset-rendered pose image vs one it draws itself).
+    describe_data: Callable[[Mapping[str, int] | None, int], dict[str, str]] | None = None
 
     @property
     def has_device_form(self) -> bool:
@@ -40,6 +47,9 @@ class Representation:
         if not self.has_device_form:
             raise ValueError(f"representation {self.name!r} has no device-side form (representation_on="
                              "'consumer'); use representation_on='loader'")
+
+    def data_tags(self, members: Mapping[str, int] | None, samples: int) -> dict[str, str]:
+        return self.describe_data(members, samples) if self.describe_data is not None else {}
 
     def compact_sample(self, sample: DecodedSample, **options: Any) -> dict[str, np.ndarray]:
         self.require_device_form()

@@ -11,6 +11,25 @@ NUM_LIP_LABELS = 20
 GARMENT_LABELS: tuple[int, ...] = (5, 7)
 
 
+#: DressCode's ``label_maps`` (18 ATR classes, as DressCode's own dataset code names them) -> LIP.
+#: Where LIP has no class of its own: the belt is drawn with the pants (it sits on the waist between
+#: upper clothes and pants/skirt, and a try-on of either garment replaces it), the bag becomes
+#: background (it is not body nor garment), sunglasses and scarf keep their LIP classes (4, 11).
+ATR_LABELS: tuple[str, ...] = (
+    "background", "hat", "hair", "sunglasses", "upper_clothes", "skirt", "pants", "dress", "belt",
+    "left_shoe", "right_shoe", "face", "left_leg", "right_leg", "left_arm", "right_arm", "bag", "scarf",
+)
+ATR_TO_LIP: tuple[int, ...] = (0, 1, 2, 4, 5, 12, 9, 6, 9, 18, 19, 13, 16, 17, 14, 15, 0, 11)
+NUM_ATR_LABELS = len(ATR_LABELS)
+
+
+def atr_to_lip(labels: np.ndarray) -> np.ndarray:
+    """An ATR label map (0..17) as LIP labels (``ATR_TO_LIP``)."""
+    lut = np.zeros(256, np.uint8)
+    lut[:NUM_ATR_LABELS] = ATR_TO_LIP
+    return lut[check_labels(labels, NUM_ATR_LABELS, "atr_to_lip")]
+
+
 def check_labels(parse: np.ndarray, num_classes: int, what: str) -> np.ndarray:
     labels = np.asarray(parse)
     if labels.ndim != 2:

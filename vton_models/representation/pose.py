@@ -27,6 +27,19 @@ POSE18_NAMES: tuple[str, ...] = (
     "mid_hip", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear",
 )
 
+#: The orders keypoints come in, by name. BODY_25 is OpenPose's default model (VITON-HD); COCO-18 is
+#: OpenPose's COCO model (VITON/CP-VTON, MPV, DressCode), which CP-VTON and SPG-VTON weights expect.
+BODY25_NAMES: tuple[str, ...] = (
+    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist", "mid_hip",
+    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+    "l_big_toe", "l_small_toe", "l_heel", "r_big_toe", "r_small_toe", "r_heel",
+)
+COCO18_NAMES: tuple[str, ...] = (
+    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
+)
+POSE_NAMES: dict[str, tuple[str, ...]] = {"body25": BODY25_NAMES, "coco18": COCO18_NAMES}
+
 #: COCO-18 index for each canonical keypoint; None = derived (mid_hip).
 _COCO18_TO_POSE18: tuple[int | None, ...] = (0, 1, 2, 3, 4, 5, 6, 7, None, 8, 9, 10, 11, 12, 13, 14, 15, 16)
 _COCO_R_HIP, _COCO_L_HIP = 8, 11
@@ -53,6 +66,59 @@ def keypoints_from_openpose(doc: Mapping[str, Any], fmt: str, source: str = "pos
     if len(flat) != 3 * k:
         raise ValueError(f"{source}: people[0] pose has {len(flat)} values, expected {3 * k} for {fmt}")
     return np.asarray(flat, np.float32).reshape(k, 3)
+
+
+def keypoints_from_dresscode(doc: Mapping[str, Any], frame: tuple[int, int], size: tuple[int, int],
+                              source: str = "pose.json") -> np.ndarray:
+    """(18, 3) float32 COCO-18 keypoints from a DressCode ``keypoints/*_2.json``.
+
+    DressCode stores ``{"keypoints": [[x, y, score, id] x 18]}`` in a 384x512 frame (``frame`` =
+    (H, W)) whatever the image size, with undetected points at score 0 (or x, y = -1); the points
+    are scaled to ``size`` (H, W) with the pixel-centre convention ``cv2.resize`` uses."""
+    points = doc.get("keypoints") if isinstance(doc, Mapping) else None
+    if not isinstance(points, list):
+        raise ValueError(f"{source}: no 'keypoints' list (DressCode keypoints JSON)")
+    if len(points) != 18 or any(not isinstance(p, (list, tuple)) or len(p) < 3 for p in points):
+        raise ValueError(f"{source}: expected 18 keypoints of [x, y, score, id], got {len(points)}"
+                         + ("" if len(points) != 18 else " with a malformed entry"))
+    kp = np.asarray([[float(p[0]), float(p[1]), float(p[2])] for p in points], np.float32)
+    seen = (kp[:, 2] > 0) & (kp[:, 0] >= 0) & (kp[:, 1] >= 0)
+    (fh, fw), (h, w) = frame, size
+    kp[:, 0] = np.where(seen, (kp[:, 0] + 0.5) * (w / fw) - 0.5, 0.0)
+    kp[:, 1] = np.where(seen, (kp[:, 1] + 0.5) * (h / fh) - 0.5, 0.0)
+    kp[:, 2] = np.where(seen, kp[:, 2], 0.0)
+    return kp
+
+
+def convert_pose(keypoints: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Keypoints from order ``src`` to order ``dst``, by joint name (``POSE_NAMES``).
+
+    A joint ``dst`` has and ``src`` lacks is undetected (0, 0, 0), except BODY_25's ``mid_hip``,
+    which is the midpoint of the two hips when both are detected (confidence: the lower one), as
+    OpenPose's BODY_25 defines it. COCO-18 -> BODY_25 -> COCO-18 is the identity."""
+    if src not in POSE_NAMES or dst not in POSE_NAMES:
+        raise ValueError(f"convert_pose: formats must be in {sorted(POSE_NAMES)}, got {src!r} -> {dst!r}")
+    kp = np.asarray(keypoints, np.float32)
+    if kp.shape != (len(POSE_NAMES[src]), 3):
+        raise ValueError(f"convert_pose: {src} keypoints must have shape ({len(POSE_NAMES[src])}, 3), got {kp.shape}")
+    if src == dst:
+        return kp.copy()
+    index = {name: i for i, name in enumerate(POSE_NAMES[src])}
+    out = np.zeros((len(POSE_NAMES[dst]), 3), np.float32)
+    for j, name in enumerate(POSE_NAMES[dst]):
+        if name in index:
+            out[j] = kp[index[name]]
+    if dst == "body25" and "mid_hip" not in index:
+        r, l = kp[index["r_hip"]], kp[index["l_hip"]]
+        if r[2] > 0 and l[2] > 0:
+            out[BODY25_NAMES.index("mid_hip")] = ((r[0] + l[0]) / 2, (r[1] + l[1]) / 2, min(r[2], l[2]))
+    return out
+
+
+def pose_coco18(keypoints: np.ndarray, fmt: str) -> np.ndarray:
+    """(18, 3) in COCO-18 order, what CP-VTON, MG-VTON and SPG-VTON networks were trained on (their
+    pose channels follow it; ``pose18`` is a different order, seed 000's)."""
+    return convert_pose(keypoints, fmt, "coco18")
 
 
 def pose18(keypoints: np.ndarray, fmt: str) -> np.ndarray:

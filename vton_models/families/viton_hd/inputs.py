@@ -7,6 +7,8 @@ official 1024x768, sensible at test sizes where the official radii would cover t
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 
 from vton_models.representation.base import Representation
@@ -155,7 +157,8 @@ def viton_hd_representation(sample: DecodedSample, sigma: float | None = None) -
     """What VITON-HD's ``datasets.py`` gives its networks, plus the training targets its stages need.
 
     ``parse_agnostic`` (13): one-hot of the 13-grouped parse-agnostic map; ``img_agnostic`` (3) and
-    ``pose_img`` (3) in [-1, 1]; ``cloth`` (3), ``cloth_mask`` (1); targets ``person`` (3), ``parse13``
+    ``pose_img`` (3) in [-1, 1] (the dataset's OpenPose rendering when the sample carries one, as
+    the official networks were trained on; else our own drawing, see ``pose_image_source``); ``cloth`` (3), ``cloth_mask`` (1); targets ``person`` (3), ``parse13``
     (13) and ``parse7`` (7) one-hots of the ground-truth parse, ``parse_cloth`` (1: the 7-class upper
     region), ``warped_cloth`` (3: the worn garment on white, what the GMM's warp should produce);
     ``agnostic`` (3) = ``img_agnostic`` for sample grids. ``sigma`` is accepted because the loader
@@ -172,7 +175,8 @@ def viton_hd_representation(sample: DecodedSample, sigma: float | None = None) -
     return {
         "parse_agnostic": parse_onehot(parse_to_13(parse_ag), len(VITON_HD_13)),
         "img_agnostic": img_ag,
-        "pose_img": to_network_rgb(render_pose(xy, sample.size, VITON_HD_REFERENCE_WIDTH)),
+        "pose_img": to_network_rgb(sample.pose_img if sample.pose_img is not None
+                                   else render_pose(xy, sample.size, VITON_HD_REFERENCE_WIDTH)),
         "cloth": to_network_rgb(sample.cloth),
         "cloth_mask": (np.asarray(sample.cloth_mask) > 0).astype(np.float32)[None],
         "person": person,
@@ -184,5 +188,21 @@ def viton_hd_representation(sample: DecodedSample, sigma: float | None = None) -
     }
 
 
+def pose_image_source(members: Mapping[str, int] | None, samples: int) -> dict[str, str]:
+    """Run tag saying where ``pose_img`` comes from: the dataset's OpenPose rendering (what the
+    official weights expect), our own drawing, or a mix; from a manifest's member counts."""
+    rendered = (members or {}).get("pose_img.png", 0)
+    if members is None:
+        source = "drawn (manifest v1: written before rendered poses were carried)"
+    elif rendered >= samples:
+        source = "dataset"
+    elif rendered == 0:
+        source = "drawn"
+    else:
+        source = f"mixed ({rendered} of {samples} samples from the dataset, the rest drawn)"
+    return {"vton.data.pose_img": source}
+
+
 #: Built whole in the loader (drawing with PIL has no device form).
-VITON_HD = Representation("viton_hd", build=viton_hd_representation)
+VITON_HD = Representation("viton_hd", build=viton_hd_representation, reads=("pose_img.png",),
+                          describe_data=pose_image_source)
