@@ -6,7 +6,7 @@ stage loading, sweeps) builds it here, so a config means the same recipe everywh
 
 from __future__ import annotations
 
-from orchestrator.config import Config
+from orchestrator.config import Config, ConfigError
 from vton_models.recipe import Recipe, RecipeContext
 from vton_models.registry import build_recipe
 
@@ -17,3 +17,11 @@ def build_recipe_from_config(cfg: Config) -> Recipe:
         loss_weights=dict(cfg.loss.weights), gan_mode=cfg.loss.gan_mode,
     ))
 
+
+def refuse_inference_only(recipe: Recipe) -> None:
+    """A family's try-on chain runs registered stages; there is nothing in it to train."""
+    if recipe.inference_only:
+        family = recipe.name.split(".")[0]
+        raise ConfigError(f"model.recipe: '{recipe.name}' chains registered stages for try-on and evaluation and "
+                          f"trains nothing; train its stages (vton pipeline configs/{family}/), which registers "
+                          f"the chain at the end (or: vton models chain {family})")

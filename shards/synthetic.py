@@ -135,8 +135,8 @@ class Garment:
         return out
 
     def card(self) -> dict:
-        return {"base_rgb": list(self.base), "pattern": self.pattern,
-                "accent_rgb": list(self.accent), "cycles": self.cycles}
+        return {"base_rgb": list(self.base), "pattern": self.pattern, "accent_rgb": list(self.accent),
+                "cycles": self.cycles, "sleeve": round(self.sleeve, 4), "length": round(self.length, 4)}
 
 
 @dataclass

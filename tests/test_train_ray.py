@@ -158,7 +158,7 @@ def test_vton_pipeline_trains_the_gmm_then_alias_on_the_version_it_just_register
 
     stages = tmp_path / "viton_hd"
     stages.mkdir()
-    for stage in ("alias", "gmm"):  # the repo's own stage configs; seg runs as a job in the fp16 test above
+    for stage in ("alias", "gmm", "seg"):  # the repo's own stage configs
         shutil.copy(REPO / "configs" / "viton_hd" / f"{stage}.yaml", stages)
     tag = uuid.uuid4().hex[:6]
     overrides = [
@@ -168,13 +168,29 @@ def test_vton_pipeline_trains_the_gmm_then_alias_on_the_version_it_just_register
         "checkpoint.storage_path=s3://vton/checkpoints", "tracking.experiment=vton-tests", "ray.num_workers=1",
         "ray.use_gpu=false", "gmm:model.ngf=8", "gmm:model.work_size=null", "alias:model.ngf=4",
         "alias:model.norm_hidden=8", "alias:model.num_upsampling_layers=normal", "alias:model.ndf=8",
-        "alias:loss.weights.vgg=0",
-        *(f"{s}:{k}" for s in ("gmm", "alias") for k in (f"name=pipe-{s}-{tag}", f"tracking.model_name=vton-test-pipe-{s}-{tag}")),
+        "alias:loss.weights.vgg=0", "seg:model.ngf=8", "seg:model.ndf=8", "seg:model.work_size=null",
+        *(f"{s}:{k}" for s in ("gmm", "alias", "seg")
+          for k in (f"name=pipe-{s}-{tag}", f"tracking.model_name=vton-test-pipe-{s}-{tag}")),
     ]
-    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
+    chain = f"vton-test-pipe-{tag}"
+    assert main(["pipeline", str(stages), "--chain-name", chain, *overrides]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "pipeline: gmm (viton_hd.gmm) -> alias (viton_hd.alias)" in out
+    assert "pipeline: gmm (viton_hd.gmm) -> seg (viton_hd.seg) -> alias (viton_hd.alias)" in out, out
     gmm_uri = f"models:/vton-test-pipe-gmm-{tag}/1"
     assert f"==> alias: model.gmm = {gmm_uri}" in out
     alias_config = get_model_info(f"models:/vton-test-pipe-alias-{tag}/1").metadata["vton_config"]
     assert alias_config["model"]["gmm"] == gmm_uri  # the registered ALIAS names the exact GMM it trained on
+    # ... and the pipeline ends with the family's try-on chain of exactly these versions, which tries on.
+    assert f"==> try-on chain models:/{chain}/1" in out
+    chain_config = get_model_info(f"models:/{chain}/1").metadata["vton_config"]
+    assert {s: chain_config["model"][s] for s in ("seg", "gmm", "alias")} == {
+        s: f"models:/vton-test-pipe-{s}-{tag}/1" for s in ("seg", "gmm", "alias")}
+    from shards.synthetic import synthesize
+
+    synthesize(tmp_path / "persons", n=4, size=(64, 64), seed=9)
+    test_dir = tmp_path / "persons" / "test"
+    cloth = sorted((test_dir / "cloth").iterdir())[0]
+    code = main(["tryon", "--model", f"models:/{chain}@champion", "--person", str(test_dir), "--cloth", str(cloth),
+                 "--out", str(tmp_path / "tryon")])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "tryon" / "sheet.png").is_file()

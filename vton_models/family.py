@@ -18,18 +18,32 @@ from vton_models.representation.base import Representation
 @dataclass(frozen=True)
 class Family:
     """``importer``: a module with ``STAGE_FILES`` (stage -> what its released checkpoint is),
-    ``SOURCE`` (where the weights come from), ``load_all({stage: path}) -> {stage: network}`` and
-    ``CheckpointMismatch``; None when the paper released no weights. An imported stage is
-    registered with ``configs/<family>/<stage>.yaml``, the options it was released with."""
+    ``SOURCE`` (where the weights come from), ``load_official(stage, path, network) -> network``
+    (checks every key and shape, then loads) and ``CheckpointMismatch``; None when the paper
+    released no weights. An imported stage is registered with ``configs/<family>/<stage>.yaml``,
+    the options it was released with (``vton import --set`` for weights trained with others).
+
+    ``chain``: for a multi-stage family, the inference-only recipe (also in ``recipes``) that runs
+    its registered stages one after another on a new garment, as the paper's test code does; it is
+    what ``vton tryon`` and ``vton eval`` use, registered as ``vton-<family>`` by ``vton import
+    --register``, at the end of ``vton pipeline``, or by ``vton models chain``."""
 
     name: str
     paper: str
     recipes: tuple[type[Recipe], ...]
     representations: tuple[Representation, ...] = field(default=())
     importer: ModuleType | None = None
+    chain: type[Recipe] | None = None
 
     def __post_init__(self) -> None:
         for recipe in self.recipes:
             if not recipe.name.startswith(self.name):
                 raise ValueError(f"family {self.name!r}: recipe {recipe.name!r} must be named "
                                  f"'{self.name}' or '{self.name}.<stage>'")
+        if self.chain is not None and (self.chain not in self.recipes or not self.chain.inference_only):
+            raise ValueError(f"family {self.name!r}: its chain must be one of its recipes and inference-only")
+
+    @property
+    def stages(self) -> tuple[type[Recipe], ...]:
+        """The trainable recipes (every recipe but the chain)."""
+        return tuple(r for r in self.recipes if not r.inference_only)

@@ -133,6 +133,15 @@ class Recipe(ABC):
     initializes: ClassVar[dict[str, str]] = {}
     #: Every ``model.*`` option the family understands (besides ``recipe``), with its default.
     default_model_options: ClassVar[dict[str, Any]] = {}
+    #: Whether ``generate`` is a try-on picture (the person in the given garment). A stage whose
+    #: output is an intermediate (a parse, a warped garment) is evaluated as such but cannot serve
+    #: ``vton tryon``.
+    tries_on: ClassVar[bool] = True
+    #: A recipe that chains a family's registered stages for try-on and evaluation: no phases, never
+    #: trained (``Family.chain``); ``chains`` maps each of its networks to the recipe of the stage
+    #: whose generator it is a copy of.
+    inference_only: ClassVar[bool] = False
+    chains: ClassVar[dict[str, str]] = {}
 
     def __init__(self, context: RecipeContext) -> None:
         unknown = set(context.loss_weights) - set(self.default_loss_weights)
@@ -174,6 +183,13 @@ class Recipe(ABC):
         """
         raise ValueError(f"recipe '{self.name}' consumes no earlier stage '{key}' (it consumes {sorted(self.consumes)})")
 
+    def teacher_forcing(self) -> str | None:
+        """What ground truth ``generate`` reads in place of upstream predictions (teacher forcing), or
+        None when it uses only what a user provides. A teacher-forced stage trains well that way, but
+        its images are not try-ons: ``vton tryon`` refuses it and ``vton eval`` labels its numbers;
+        the run records it as the tag ``vton.teacher_forcing``."""
+        return None
+
     def required_weights(self) -> tuple[str, ...]:
         """Pretrained files (``vton_models.weights`` names) this stage's losses load with the
         configured weights, e.g. ``("vgg19",)`` for a perceptual term; checked before a run starts."""
@@ -206,6 +222,10 @@ class Recipe(ABC):
         names = [spec.name for spec in cls.networks]
         if len(set(names)) != len(names):
             raise ValueError(f"recipe {cls.name!r}: duplicate network names {names}")
+        if cls.inference_only:
+            if cls.phases:
+                raise ValueError(f"recipe {cls.name!r}: an inference-only recipe has no phases")
+            return
         stepped: dict[str, str] = {}
         for phase in cls.phases:
             if not callable(getattr(cls, phase.losses, None)):

@@ -20,7 +20,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
                           threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
-                          fid_dims=args.fid_dims)
+                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced)
     except (ModelError, MissingWeightsError) as exc:
         raise UserError(str(exc)) from None
     print(result.table())
@@ -44,7 +44,7 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
 
     try:
         paths = run_tryon(args.model, args.person, args.cloth, args.out, pose=args.pose, parse=args.parse,
-                          cloth_mask=args.cloth_mask, batch_size=args.batch_size)
+                          cloth_mask=args.cloth_mask, batch_size=args.batch_size, pose_image=args.pose_image)
     except ModelError as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {len(paths) - 1} try-on images and {paths[-1]}")
@@ -62,6 +62,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="Ray tasks, one shard split each")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
+    p.add_argument("--teacher-forced", action="store_true",
+                   help="allow a teacher-forced training stage (VITON-HD's alias/gmm read the ground-truth parse); "
+                        "its results are labelled so. The try-on numbers are the family's chain's")
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
                    help="Inception features for FID/KID; only 2048 is the protocol (smaller: smoke tests)")
     p.set_defaults(handler=_cmd_eval)
@@ -73,6 +76,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cloth-mask", default=None, help="cloth mask (default: ../cloth-mask/<cloth name>)")
     p.add_argument("--pose", default=None, help="OpenPose JSON for a single --person image")
     p.add_argument("--parse", default=None, help="LIP label PNG for a single --person image")
+    p.add_argument("--pose-image", default=None,
+                   help="OpenPose's rendered pose PNG for a single --person image (VITON-HD's models read it; "
+                        "without it the pose is drawn from --pose)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(handler=_cmd_tryon)

@@ -21,7 +21,8 @@ def _stage(cls) -> dict:
             "phases": [{"name": p.name, "steps": list(p.networks), "losses": p.losses, "every": p.every}
                        for p in cls.phases],
             "representation": cls.representation.name, "device_form": cls.representation.has_device_form,
-            "consumes": dict(cls.consumes), "initializes": dict(cls.initializes)}
+            "consumes": dict(cls.consumes), "initializes": dict(cls.initializes),
+            **({"chains": dict(cls.chains)} if cls.inference_only else {})}
 
 
 def _families() -> list[dict]:
@@ -49,6 +50,10 @@ def _print_families(families: list[dict]) -> None:
             phases = " -> ".join(f"{p['name']}: [{', '.join(p['steps'])}]" + (f" every {p['every']}" if p["every"] > 1 else "")
                                  for p in stage["phases"])
             print(f"  {name:18s} {nets}")
+            if "chains" in stage:
+                print(f"  {'':18s} try-on chain (not trained): "
+                      + " -> ".join(f"{n} from a {r} model" for n, r in stage["chains"].items()))
+                continue
             print(f"  {'':18s} phases {phases};  inputs {stage['representation']}"
                   + (" (device form)" if stage["device_form"] else ""))
             links = [f"consumes {k}={v}" for k, v in stage["consumes"].items()]
@@ -59,6 +64,8 @@ def _print_families(families: list[dict]) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    if args.action == "chain":
+        return _cmd_chain(args)
     if args.action == "list":
         families = _families()
         if args.json:
@@ -86,6 +93,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_chain(args: argparse.Namespace) -> int:
+    """Register a family's try-on chain from registered stages (default: each stage's @champion)."""
+    from cluster.settings import apply_stack_env
+    from orchestrator.registry.chain import ChainError, chain_recipe, register_chain
+
+    apply_stack_env()
+    try:
+        chain = chain_recipe(args.family.replace("-", "_"))
+        stages = {}
+        for item in args.stages:
+            stage, sep, uri = item.partition("=")
+            if not sep:
+                raise ChainError(f"{item!r}: expected STAGE=models:/NAME@ALIAS (stages: {', '.join(chain.chains)})")
+            stages[stage] = uri
+        uri = register_chain(args.family.replace("-", "_"), stages, name=args.name, champion=not args.no_champion)
+    except ChainError as exc:
+        raise UserError(str(exc)) from None
+    print(f"registered the try-on chain {uri}" + ("" if args.no_champion else f" as models:/{uri.split('/')[1]}@champion"))
+    return 0
+
+
 def _cmd_weights(args: argparse.Namespace) -> int:
     from vton_models import weights
 
@@ -109,6 +137,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     summary.add_argument("overrides", nargs="*", help="e.g. model.variant=reduced data.image_size=512x384")
     summary.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_models)
+    chain = models_sub.add_parser("chain", help="register a multi-stage family's try-on chain from its registered "
+                                                "stages (vton-<family>@champion)")
+    chain.add_argument("family", help="e.g. viton_hd")
+    chain.add_argument("stages", nargs="*", metavar="STAGE=URI",
+                       help="a stage's registered model (default models:/vton-<family>-<stage>@champion)")
+    chain.add_argument("--name", default=None, help="registered name (default vton-<family>)")
+    chain.add_argument("--no-champion", action="store_true", help="register without moving @champion")
 
     p = sub.add_parser("weights", help="pretrained weight files in TORCH_HOME")
     p.add_argument("action", choices=["status", "prepare"])

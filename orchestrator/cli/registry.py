@@ -24,9 +24,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if not paths:
         options = ", ".join(f"--{stage}" for stage in importer.STAGE_FILES)
         raise UserError(f"vton import {family.replace('_', '-')}: give at least one of {options}")
+    from orchestrator.config import ConfigError
+    from orchestrator.registry.importing import load_released
+
     try:
-        nets = importer.load_all(paths)
-    except (importer.CheckpointMismatch, FileNotFoundError) as exc:
+        nets = load_released(family, paths, args.set or ())
+    except (importer.CheckpointMismatch, FileNotFoundError, ValueError, ConfigError) as exc:
         raise UserError(str(exc)) from None
     for stage, net in nets.items():
         print(f"{stage}: {paths[stage]} loaded ({sum(p.numel() for p in net.parameters()):,} parameters)")
@@ -36,8 +39,23 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from orchestrator.registry.importing import register_imported
 
     apply_stack_env()
-    for stage, uri in register_imported(family, nets, paths, args.name_prefix).items():
+    registered = register_imported(family, nets, paths, args.name_prefix, args.set or ())
+    for stage, uri in registered.items():
         print(f"registered {uri} as models:/{uri.split('/')[1]}@champion ({stage})")
+    chain = families[family].chain
+    if chain is None:
+        return 0
+    missing = [stage for stage in chain.chains if stage not in registered]
+    if missing:
+        print(f"the try-on chain {chain.name} needs {', '.join(chain.chains)}; import "
+              f"{', '.join('--' + m for m in missing)} too, or chain registered stages with "
+              f"`vton models chain {family}`")
+        return 0
+    from orchestrator.registry.chain import register_chain
+
+    uri = register_chain(family, registered, name=args.name_prefix)
+    print(f"registered the try-on chain {uri} as models:/{args.name_prefix}@champion "
+          f"({' -> '.join(registered[s] for s in chain.chains)})")
     return 0
 
 
@@ -47,8 +65,13 @@ def _import_parser(family: str, importer) -> argparse.ArgumentParser:
     command = argparse.ArgumentParser(prog=f"vton import {family.replace('_', '-')}", description=importer.SOURCE)
     for stage, what in importer.STAGE_FILES.items():
         command.add_argument(f"--{stage}", help=what)
-    command.add_argument("--register", action="store_true", help=f"register as vton-{family}-<stage>@champion")
-    command.add_argument("--name-prefix", default=f"vton-{family}", help="registered names: <prefix>-<stage>")
+    command.add_argument("--register", action="store_true", help=f"register as vton-{family}-<stage>@champion "
+                         f"and, with every stage given, the try-on chain as vton-{family}@champion")
+    command.add_argument("--name-prefix", default=f"vton-{family}",
+                         help="registered names: <prefix>-<stage>, and <prefix> for the chain")
+    command.add_argument("--set", action="append", metavar="[STAGE:]KEY=VALUE",
+                         help=f"options the weights were trained with, if not configs/{family}/<stage>.yaml's "
+                              "(e.g. data.image_size=512x384, alias:model.num_upsampling_layers=more); repeatable")
     return command
 
 

@@ -73,7 +73,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     apply_stack_env()
     import vton_models  # noqa: F401
     from orchestrator.jobs import submit as jobs
-    from orchestrator.jobs.pipeline import check_stages, load_stages, run_pipeline
+    from orchestrator.jobs.pipeline import check_stages, load_stages, register_pipeline_chain, run_pipeline
 
     stages = load_stages(args.directory, args.overrides)
     check_stages(stages)  # GPUs are the cluster's: each job's entrypoint checks them where it runs
@@ -85,6 +85,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         return 1
     for r in results:
         print(f"{r.stage:8s} job {r.job_id}  MLflow run {r.mlflow_run_id}  model {r.model_uri}")
+    register_pipeline_chain(stages, results, name=args.chain_name)
     return 0
 
 
@@ -157,6 +158,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("pipeline", help="train a multi-stage family's stages in order, each a Ray job")
     p.add_argument("directory", help="a folder of stage configs, e.g. configs/viton_hd/")
+    p.add_argument("--chain-name", default=None,
+                   help="registered name of the family's try-on chain, registered at the end (default vton-<family>)")
     p.add_argument("overrides", nargs="*", help="key=value for every stage, or STAGE:key=value for one")
     add_env_file_arg(p)
     p.add_argument("--verbose", action="store_true", help="stream all job logs")

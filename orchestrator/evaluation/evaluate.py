@@ -187,6 +187,8 @@ class EvalResult:
     def table(self) -> str:
         lines = [f"{self.model_uri} on {self.data} ({self.pairs}, {int(self.metrics['images'])} images, "
                  f"{self.seconds:.1f}s, {self.workers} workers)"]
+        if self.protocol.get("generated_from"):
+            lines.append(f"  generated from: {self.protocol['generated_from']}")
         lines += [f"  {name:20s} {value:.6g}" for name, value in self.metrics.items() if name != "images"]
         return "\n".join(lines)
 
@@ -227,9 +229,30 @@ def _private_ray(workers: int) -> Iterator[None]:
         ray.shutdown()
 
 
+def evaluated_inputs(model: LoadedModel, teacher_forced: bool) -> str:
+    """What the evaluated images were generated from, for the result card; a teacher-forced stage
+    (its generator reads the ground truth of the person it re-renders) only when asked for."""
+    from orchestrator.recipes import build_recipe_from_config
+
+    recipe = build_recipe_from_config(model.config)
+    forcing = recipe.teacher_forcing()
+    if forcing is None:
+        return ("inference chain: every stage reads what the previous one predicted for the given garment"
+                if recipe.inference_only else "the model's own inputs (no ground truth besides the target)")
+    if not teacher_forced:
+        family = recipe.name.split(".")[0]
+        raise EvalError(f"--model {model.uri}: the '{recipe.name}' stage is teacher-forced ({forcing}); its numbers "
+                        f"are not try-on numbers. Evaluate the family's try-on chain (models:/vton-{family}@champion), "
+                        "or pass --teacher-forced to evaluate this stage as it was trained (labelled as such)")
+    return f"TEACHER-FORCED stage '{recipe.name}': {forcing}"
+
+
 def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1, threads_per_worker: int = 1,
-             batch_size: int = BATCH_SIZE, log_to_mlflow: bool = True, fid_dims: int = 2048) -> EvalResult:
-    """Evaluate ``model_uri`` on manifest ``data`` with ``workers`` Ray tasks; log the result."""
+             batch_size: int = BATCH_SIZE, log_to_mlflow: bool = True, fid_dims: int = 2048,
+             teacher_forced: bool = False) -> EvalResult:
+    """Evaluate ``model_uri`` on manifest ``data`` with ``workers`` Ray tasks; log the result.
+
+    A teacher-forced training stage is refused unless ``teacher_forced`` (its result card then says so)."""
     from shards.manifest import Manifest
     from vton_models.metrics import MetricSuite, SuiteOptions
 
@@ -242,6 +265,7 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
         raise EvalError(f"--data {data}: the manifest lists no samples")
     workers = min(workers, len(manifest.shards))
     model = load_model(model_uri)
+    generated_from = evaluated_inputs(model, teacher_forced)
     start = time.monotonic()
     tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims) for i in range(workers)]
     if workers == 1:
@@ -258,7 +282,7 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
         suite.merge_state(state)
     metrics = suite.compute()
     result = EvalResult(model_uri, model.name, model.version, data, pairs, workers, time.monotonic() - start,
-                        metrics, protocol_card(tuple(model.config.data.image_size)))
+                        metrics, {"generated_from": generated_from, **protocol_card(tuple(model.config.data.image_size))})
     if log_to_mlflow:
         result.mlflow_run_id = log_eval_run(result)
     return result

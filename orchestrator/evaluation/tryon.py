@@ -3,9 +3,16 @@
 This system runs no pose or parsing estimator, so every modality the model's representation needs
 must come from the user: one person image with ``--pose`` (OpenPose JSON) and ``--parse`` (LIP
 label PNG), or a folder in the VITON-HD test layout (``image/``, ``openpose_json/``,
-``image-parse-v3/`` or ``image-parse/``, optional ``cloth-mask/``) where they are found by name.
+``image-parse-v3/`` or ``image-parse/``, optional ``openpose_img/``) where they are found by name.
 A missing one is an error naming the flag or file to provide; guessing a pose or a parse would
-produce an image that looks like the model's failure.
+produce an image that looks like the model's failure. The same goes for the garment mask of a
+model that reads it (VITON-HD's): ``--cloth-mask``, or ``cloth-mask/<cloth name>`` beside the
+cloth's folder. A rendered OpenPose image (``--pose-image``, ``openpose_img/<name>_rendered.png``)
+is used where the model reads one, as its official weights were trained on it.
+
+Only a model whose output is a try-on serves here: a multi-stage family's stages are trained
+teacher-forced (they read the ground truth the person already wears) and cannot put a new garment
+on anyone; its try-on chain (``vton-<family>@champion``) can.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from orchestrator.registry.models import load_registered
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 PARSE_DIRS = ("image-parse-v3", "image-parse")
 POSE_DIRS = ("openpose_json", "openpose-json")
+POSE_IMG_DIRS = ("openpose_img", "openpose-img")
 
 
 class TryonError(EvalError):
@@ -35,6 +43,7 @@ class PersonInput:
     image: Path
     pose: Path
     parse: Path
+    pose_image: Path | None = None
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -47,7 +56,8 @@ def _first(root: Path, dirs: tuple[str, ...], name: str) -> Path | None:
     return next((root / d / name for d in dirs if (root / d / name).is_file()), None)
 
 
-def collect_persons(person: Path, pose: Path | None, parse: Path | None) -> list[PersonInput]:
+def collect_persons(person: Path, pose: Path | None, parse: Path | None,
+                    pose_image: Path | None = None) -> list[PersonInput]:
     """One image (+ --pose, --parse) or every image of a VITON-HD layout folder."""
     if person.is_file():
         missing = [flag for flag, value in (("--pose JSON (OpenPose BODY_25 keypoints)", pose),
@@ -55,7 +65,7 @@ def collect_persons(person: Path, pose: Path | None, parse: Path | None) -> list
         if missing:
             raise TryonError(f"--person {person}: this system runs no pose or parsing estimator; provide "
                              + " and ".join(missing))
-        return [PersonInput(person.stem, person, pose, parse)]  # type: ignore[arg-type]
+        return [PersonInput(person.stem, person, pose, parse, pose_image)]  # type: ignore[arg-type]
     if not person.is_dir():
         raise TryonError(f"--person {person}: no such file or folder")
     images_dir = person / "image"
@@ -73,12 +83,13 @@ def collect_persons(person: Path, pose: Path | None, parse: Path | None) -> list
             need = [f"{person}/{POSE_DIRS[0]}/{img.stem}_keypoints.json"] if pose_path is None else []
             need += [f"{person}/{PARSE_DIRS[0]}/{img.stem}.png"] if parse_path is None else []
             raise TryonError(f"person {img.name}: missing {', '.join(need)} (pose and parse are not estimated here)")
-        out.append(PersonInput(img.stem, img, pose_path, parse_path))
+        out.append(PersonInput(img.stem, img, pose_path, parse_path,
+                               _first(person, POSE_IMG_DIRS, f"{img.stem}_rendered.png")))
     return out
 
 
 def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
-    from shards.decode import BadSampleError, decode_labels, decode_pose, decode_rgb
+    from shards.decode import BadSampleError, decode_labels, decode_pose, decode_pose_image, decode_rgb
     from vton_models.representation.sample import DecodedSample
 
     try:
@@ -87,6 +98,11 @@ def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
         pose, fmt = decode_pose(_read(person.pose, "--pose"), person.key, None)
     except BadSampleError as exc:
         raise TryonError(str(exc)) from None
+    try:
+        pose_img = (decode_pose_image(_read(person.pose_image, "--pose-image"), person.key, image.shape[:2])
+                    if person.pose_image is not None else None)
+    except BadSampleError as exc:
+        raise TryonError(f"--pose-image {person.pose_image}: {exc}") from None
     h, w = image.shape[:2]
     if parse.shape != (h, w):
         raise TryonError(f"--parse {person.parse}: {parse.shape[0]}x{parse.shape[1]}, but the person image is {h}x{w}")
@@ -94,21 +110,26 @@ def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
         raise TryonError(f"--parse {person.parse}: labels up to {int(parse.max())}; LIP labels are 0..19")
     c = cv2.resize(cloth, (w, h), interpolation=cv2.INTER_AREA)
     m = cv2.resize(cloth_mask, (w, h), interpolation=cv2.INTER_NEAREST)
-    return DecodedSample(person=image, cloth=c, cloth_mask=m, parse=parse, pose=pose, pose_format=fmt, key=person.key)
+    return DecodedSample(person=image, cloth=c, cloth_mask=m, parse=parse, pose=pose, pose_format=fmt, key=person.key,
+                         pose_img=pose_img)
 
 
-def _cloth(cloth: Path, cloth_mask: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    from shards.decode import BadSampleError, decode_mask, decode_rgb
+def _cloth(cloth: Path, cloth_mask: Path | None, mask_required_by: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The garment and its mask: ``--cloth-mask``, else ``cloth-mask/<name>`` beside the cloth's
+    folder; without either, an error when the model reads the mask (``mask_required_by`` names it),
+    else the mask the shard decoder would derive (the photo's non-white pixels)."""
+    from shards.decode import BadSampleError, decode_mask, decode_rgb, derive_cloth_mask
 
     try:
         image = decode_rgb(_read(cloth, "--cloth"), cloth.stem, str(cloth))
+        guess = cloth.parent.parent / "cloth-mask" / cloth.name
         if cloth_mask is None:
-            guess = cloth.parent.parent / "cloth-mask" / cloth.name
             cloth_mask = guess if guess.is_file() else None
         if cloth_mask is None:
-            # The unet_sa representation does not read the cloth mask; a representation that
-            # does must declare it, and then this is an error (see REQUIRES_CLOTH_MASK).
-            return image, np.zeros(image.shape[:2], np.uint8)
+            if mask_required_by is not None:
+                raise TryonError(f"--cloth {cloth}: {mask_required_by} reads the garment mask; give --cloth-mask "
+                                 f"PNG (0/255) or put it at {guess}")
+            return image, derive_cloth_mask(image)
         mask = decode_mask(_read(cloth_mask, "--cloth-mask"), cloth.stem, str(cloth_mask))
     except BadSampleError as exc:
         raise TryonError(str(exc)) from None
@@ -117,12 +138,23 @@ def _cloth(cloth: Path, cloth_mask: Path | None) -> tuple[np.ndarray, np.ndarray
     return image, mask
 
 
-#: Representations whose inputs read the cloth mask (none of the registered ones yet).
-REQUIRES_CLOTH_MASK: frozenset[str] = frozenset()
+def check_tries_on(recipe, model_uri: str) -> None:
+    """A model that cannot put a new garment on a person is refused, pointing at the one that can."""
+    family = recipe.name.split(".")[0]
+    if not recipe.tries_on:
+        raise TryonError(f"model {model_uri} is the '{recipe.name}' stage, whose output is an intermediate, not a "
+                         f"try-on; use the family's try-on chain (models:/vton-{family}@champion: `vton models chain "
+                         f"{family}` registers it)")
+    forcing = recipe.teacher_forcing()
+    if forcing:
+        raise TryonError(f"model {model_uri} is the '{recipe.name}' stage, trained teacher-forced ({forcing}): it "
+                         f"would re-render the person's own garment, not the one given; use the family's try-on "
+                         f"chain (models:/vton-{family}@champion: `vton models chain {family}` registers it)")
 
 
 def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path | None = None,
-              parse: Path | None = None, cloth_mask: Path | None = None, batch_size: int = 8) -> list[Path]:
+              parse: Path | None = None, cloth_mask: Path | None = None, batch_size: int = 8,
+              pose_image: Path | None = None) -> list[Path]:
     """Write ``out/<person>.png`` per person and ``out/sheet.png`` (person | cloth | try-on rows)."""
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.stages import attach_consumed_stages
@@ -131,15 +163,16 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     from shards.transforms import resize_sample
     from vton_models.registry import get_representation
 
-    persons = collect_persons(Path(person), pose and Path(pose), parse and Path(parse))
+    persons = collect_persons(Path(person), pose and Path(pose), parse and Path(parse), pose_image and Path(pose_image))
     model = load_registered(model_uri)
     cfg = model.config
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
-    representation = cfg.data.representation or recipe.representation.name
-    if representation in REQUIRES_CLOTH_MASK and cloth_mask is None:
-        raise TryonError(f"model {model_uri} needs --cloth-mask PNG for its cloth")
-    cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask))
+    check_tries_on(recipe, model_uri)
+    representation = get_representation(cfg.data.representation or recipe.representation.name)
+    reads_mask = "cloth_mask.png" in representation.reads
+    cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask),
+                             f"model {model_uri} ({recipe.name})" if reads_mask else None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     size = tuple(cfg.data.image_size)
@@ -147,8 +180,8 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     with torch.no_grad():
         for start in range(0, len(persons), batch_size):
             chunk = persons[start:start + batch_size]
-            arrays = [get_representation(representation)(resize_sample(_sample(p, cloth_img, mask), size),
-                                                          sigma=cfg.data.pose_sigma) for p in chunk]
+            arrays = [representation(resize_sample(_sample(p, cloth_img, mask), size), sigma=cfg.data.pose_sigma)
+                      for p in chunk]
             batch = collate(arrays, [p.key for p in chunk])
             inputs = recipe.inputs(batch)
             fake = recipe.generate(model.networks, inputs).clamp(-1, 1)

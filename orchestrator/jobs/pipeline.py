@@ -135,3 +135,25 @@ def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: C
         results.append(StageResult(stage.name, job_id, uri, result.get("mlflow_run_id"), result.get("val_after")))
         say(f"==> {stage.name}: done, registered {uri or '(not registered)'}")
     return results
+
+
+def register_pipeline_chain(stages: Sequence[Stage], results: Sequence[StageResult], name: str | None = None,
+                            say: Callable[[str], None] = print) -> str | None:
+    """The family's try-on chain from the stage versions this pipeline just registered, when the
+    family has a chain and the pipeline trained every stage of it; None (and a note) otherwise."""
+    from orchestrator.registry.chain import register_chain
+    from vton_models.registry import family_of
+
+    family = family_of(stages[0].cfg.model.recipe) if stages else None
+    if family is None or family.chain is None:
+        return None
+    produced = {s.cfg.model.recipe: r.model_uri for s, r in zip(stages, results) if r.model_uri}
+    uris = {stage: produced.get(recipe) for stage, recipe in family.chain.chains.items()}
+    missing = [stage for stage, uri in uris.items() if uri is None]
+    if missing:
+        say(f"==> no try-on chain: this pipeline registered no {', '.join(missing)} stage "
+            f"(chain registered stages with `vton models chain {family.name}`)")
+        return None
+    uri = register_chain(family.name, uris, name=name)
+    say(f"==> try-on chain {uri} ({' -> '.join(uris.values())}) is models:/{uri.split('/')[1]}@champion")
+    return uri

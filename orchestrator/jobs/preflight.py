@@ -25,7 +25,7 @@ def preflight(cfg: Config, where: Capacity | int | None) -> None:
     """
     if isinstance(where, int):
         where = Capacity.this_machine(where)
-    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.recipes import build_recipe_from_config, refuse_inference_only
     from orchestrator.registry.stages import pin_consumed_stages, pin_initial_weights
     from orchestrator.train.optim import resolve_optimizers
 
@@ -36,6 +36,7 @@ def preflight(cfg: Config, where: Capacity | int | None) -> None:
         recipe = build_recipe_from_config(cfg)
     except (ValueError, KeyError) as exc:
         raise ConfigError(str(exc).strip("'\"")) from None
+    refuse_inference_only(recipe)
     resolve_optimizers(cfg, recipe)  # per-network keys name networks of this recipe
     if cfg.strategy.name == "deepspeed":
         _check_deepspeed(cfg, recipe)

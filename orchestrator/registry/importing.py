@@ -18,13 +18,50 @@ from torch import nn
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+def stage_config(family: str, stage: str, overrides: Sequence[str] = (), name: str | None = None):
+    """The run config an imported stage is registered with: ``configs/<family>/<stage>.yaml`` (the
+    options the paper released its weights with) plus ``overrides``: ``KEY=VALUE`` for every stage,
+    ``STAGE:KEY=VALUE`` for one (weights trained with other options, e.g. the official code run at
+    512x384: ``data.image_size=512x384``)."""
+    from orchestrator.config import load_config
+
+    own = [o.partition(":")[2] for o in overrides if ":" in o.partition("=")[0] and o.partition(":")[0] == stage]
+    common = [o for o in overrides if ":" not in o.partition("=")[0]]
+    name = name or f"vton-{family}-{stage}"
+    return load_config(CONFIGS / family / f"{stage}.yaml", [
+        f"name=import-{name}-{time.strftime('%Y%m%d-%H%M%S')}", f"tracking.experiment=vton-{family}-import",
+        f"tracking.model_name={name}", "tracking.system_metrics=false",
+        "data.manifest=", "data.val_manifest=",  # weights, not a dataset
+        *common, *own])
+
+
+def load_released(family: str, paths: Mapping[str, str | Path], overrides: Sequence[str] = ()) -> dict[str, nn.Module]:
+    """Each stage's released checkpoint loaded into the network its import config builds (checked key
+    by key and shape by shape by the family's importer)."""
+    from orchestrator.recipes import build_recipe_from_config
+    from vton_models.registry import importers
+
+    importer = importers()[family].importer
+    unknown = sorted(set(paths) - set(importer.STAGE_FILES))
+    if unknown:
+        raise ValueError(f"unknown {family} stage(s) {unknown}; allowed: {list(importer.STAGE_FILES)}")
+    stages = {o.partition(":")[0] for o in overrides if ":" in o.partition("=")[0]}
+    if stages - set(importer.STAGE_FILES):
+        raise ValueError(f"--set {sorted(stages - set(importer.STAGE_FILES))[0]}:...: no such stage "
+                         f"(stages: {', '.join(importer.STAGE_FILES)})")
+    nets = {}
+    for stage, path in paths.items():
+        recipe = build_recipe_from_config(stage_config(family, stage, overrides))
+        nets[stage] = importer.load_official(stage, path, recipe.build_networks()[recipe.generator_names()[0]])
+    return nets
+
+
 def register_imported(family: str, nets: Mapping[str, nn.Module], sources: Mapping[str, str | Path],
                       name_prefix: str | None = None, overrides: Sequence[str] = ()) -> dict[str, str]:
     """Register each stage's network as ``<prefix>-<stage>`` and point ``@champion`` at it; returns
     ``{stage: models:/NAME/VERSION}``."""
     from mlflow import MlflowClient
 
-    from orchestrator.config import load_config
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.tracking import MlflowTracker
     from vton_models.registry import importers
@@ -32,13 +69,9 @@ def register_imported(family: str, nets: Mapping[str, nn.Module], sources: Mappi
     importer = importers()[family].importer
     name_prefix = name_prefix or f"vton-{family}"
     registered = {}
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     for stage, net in nets.items():
         name = f"{name_prefix}-{stage}"
-        cfg = load_config(CONFIGS / family / f"{stage}.yaml", [
-            f"name=import-{name}-{stamp}", f"tracking.experiment=vton-{family}-import", f"tracking.model_name={name}",
-            "tracking.system_metrics=false", "data.manifest=", "data.val_manifest=",  # weights, not a dataset
-            *overrides])
+        cfg = stage_config(family, stage, overrides, name)
         generator = build_recipe_from_config(cfg).generator_names()[0]
         tracker = MlflowTracker(cfg, None)
         try:

@@ -249,7 +249,10 @@ def _evaluate(model: str, version: str, label: str, data: str, pairs: str, worke
     from orchestrator.registry.models import ModelError
 
     try:
-        return run_eval(f"models:/{model}/{version}", data, pairs=pairs, workers=workers, fid_dims=fid_dims)
+        # A stage competes with the stage it would replace, both evaluated as trained (teacher-forced
+        # stages included: the result cards say so); a try-on chain is judged as a try-on.
+        return run_eval(f"models:/{model}/{version}", data, pairs=pairs, workers=workers, fid_dims=fid_dims,
+                        teacher_forced=True)
     except (ModelError, MlflowException, OSError) as exc:
         raise PromotionError(f"{label} (version {version}) of model {model!r} cannot be evaluated: "
                              f"{_first_line(exc)}") from None

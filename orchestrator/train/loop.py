@@ -34,7 +34,7 @@ from orchestrator.checkpoints.state import (
     write_checkpoint,
 )
 from orchestrator.config import Config, config_from_dict
-from orchestrator.recipes import build_recipe_from_config
+from orchestrator.recipes import build_recipe_from_config, refuse_inference_only
 from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
 from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
 from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags
@@ -100,6 +100,7 @@ class GanLoop:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
         self.recipe = build_recipe_from_config(cfg)
+        refuse_inference_only(self.recipe)
         attach_consumed_stages(self.recipe)  # frozen earlier stages from the registry, if any
         self.roles = {spec.name: spec.role for spec in self.recipe.networks}
         self.optimizers = resolve_optimizers(cfg, self.recipe)
@@ -314,6 +315,9 @@ class GanLoop:
         cfg, ctx = self.cfg, self.ctx
         stream = self.hooks.train_data or make_train_stream(cfg, self.recipe, ctx.rank, ctx.world_size, str(ctx.device))
         self.data_tags = stream_data_tags(stream, self.recipe)
+        forcing = self.recipe.teacher_forcing()
+        if forcing:  # what the stage reads from the ground truth instead of an upstream prediction
+            self.data_tags["vton.teacher_forcing"] = forcing
         self.tracker.set_tags(self.data_tags)
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:

@@ -1,7 +1,9 @@
 """What a family's input builder is: one object a recipe holds, built in the loader or in two halves.
 
 Shards hold raw modalities; each family turns them into its own inputs (``build``, numpy on the
-loader's CPU workers, float32 CHW arrays), so the training step only concatenates tensors. A
+loader's CPU workers, float32 CHW arrays), so the training step only concatenates tensors. Every
+builder also returns ``parse``: the (H, W) int64 LIP labels of the person its target shows, which
+evaluation's masked metrics read whatever the family. A
 representation may also come in two halves: ``compact`` (per sample, in the loader: uint8 images and
 small factors) and ``expand`` (per collated batch, torch on any device), with the contract that
 ``expand(collate(compact(s) for s in batch))`` equals the stacked ``build`` outputs bit for bit.
@@ -27,9 +29,10 @@ class Representation:
     build: Callable[..., dict[str, np.ndarray]]
     compact: Callable[..., dict[str, np.ndarray]] | None = None
     expand: Callable[..., dict[str, Tensor]] | None = None
-    #: Optional shard members the builder reads ("pose_img.png", "target" for a second person);
-    #: the stream decodes only these, so a rendered pose or a second person costs nothing to a
-    #: builder that ignores it.
+    #: Optional members the builder reads ("pose_img.png", "target" for a second person,
+    #: "cloth_mask.png"); the stream decodes only these, so a rendered pose or a second person costs
+    #: nothing to a builder that ignores it, and `vton tryon` requires a garment mask only from a
+    #: model whose builder reads one.
     reads: tuple[str, ...] = ()
     #: ``(member counts of a manifest or None, samples) -> run tags`` saying which optional
     #: members this builder used (e.g. a dataset-rendered pose image vs one it draws itself).

@@ -81,11 +81,3 @@ def load_official(stage: str, source: str | Path | Mapping[str, torch.Tensor],
             state = state["state_dict"]
     net.load_state_dict(map_state_dict(stage, state, net), strict=True)
     return net.eval()
-
-
-def load_all(paths: Mapping[str, str | Path]) -> dict[str, nn.Module]:
-    """Every stage given in ``paths`` (stage -> file), each checked and loaded."""
-    unknown = sorted(set(paths) - set(STAGES))
-    if unknown:
-        raise ValueError(f"unknown VITON-HD stage(s) {unknown}; allowed: {list(STAGES)}")
-    return {stage: load_official(stage, path) for stage, path in paths.items()}

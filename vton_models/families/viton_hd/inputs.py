@@ -161,7 +161,8 @@ def viton_hd_representation(sample: DecodedSample, sigma: float | None = None) -
     the official networks were trained on; else our own drawing, see ``pose_image_source``); ``cloth`` (3), ``cloth_mask`` (1); targets ``person`` (3), ``parse13``
     (13) and ``parse7`` (7) one-hots of the ground-truth parse, ``parse_cloth`` (1: the 7-class upper
     region), ``warped_cloth`` (3: the worn garment on white, what the GMM's warp should produce);
-    ``agnostic`` (3) = ``img_agnostic`` for sample grids. ``sigma`` is accepted because the loader
+    ``agnostic`` (3) = ``img_agnostic`` for sample grids; ``parse`` (H, W) the LIP labels, which
+    evaluation's masked metrics read from every representation. ``sigma`` is accepted because the loader
     passes it to every builder; VITON-HD uses a rendered pose image, not Gaussian heatmaps.
     """
     del sigma
@@ -185,6 +186,7 @@ def viton_hd_representation(sample: DecodedSample, sigma: float | None = None) -
         "parse_cloth": upper,
         "warped_cloth": (person * upper + (1.0 - upper)).astype(np.float32),
         "agnostic": img_ag,
+        "parse": np.asarray(sample.parse).astype(np.int64),  # LIP labels: evaluation's masked metrics
     }
 
 
@@ -204,5 +206,5 @@ def pose_image_source(members: Mapping[str, int] | None, samples: int) -> dict[s
 
 
 #: Built whole in the loader (drawing with PIL has no device form).
-VITON_HD = Representation("viton_hd", build=viton_hd_representation, reads=("pose_img.png",),
+VITON_HD = Representation("viton_hd", build=viton_hd_representation, reads=("pose_img.png", "cloth_mask.png"),
                           describe_data=pose_image_source)

@@ -13,9 +13,16 @@
   ``l1`` 10, optional ``gp`` (WGAN-GP, lambda 10 in the dissertation; weight 0 = off, not computed).
 
 Documented choices where the sources are silent: the seg D judges the generator's sigmoid scores
-against the one-hot ground truth; the ALIAS D sees ``[image; 7-class parse]`` (SPADE's conditioning);
-the ALIAS stage is trained on the ground-truth parse and the ground-truth worn garment as its
-"warped cloth" (teacher forcing) unless a frozen GMM is provided to ``set_frozen``.
+against the one-hot ground truth; the ALIAS D sees ``[image; 7-class parse]`` (SPADE's conditioning).
+
+Teacher forcing (``Recipe.teacher_forcing``, recorded as the run tag ``vton.teacher_forcing``): the
+stages train on paired data, each reading the ground truth where the try-on would read an upstream
+prediction. ``seg`` reads only what a user provides. ``gmm`` warps to the ground-truth garment
+region. ``alias`` is conditioned on the ground-truth 7-class parse and takes the ground-truth worn
+garment as its "warped cloth" unless a registered GMM is consumed (``model.gmm``), whose warp of the
+worn garment it then takes. None of them tries a *new* garment on; ``viton_hd.tryon`` (``chain.py``)
+chains the registered stages on the garment given, as the official ``test.py`` does, and is what
+``vton tryon`` and ``vton eval`` run.
 """
 
 from __future__ import annotations
@@ -120,6 +127,7 @@ class _VitonHDRecipe(Recipe):
 
 class VitonHDSegRecipe(_VitonHDRecipe):
     name: ClassVar[str] = "viton_hd.seg"
+    tries_on: ClassVar[bool] = False  # its output is a parse map
     networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"), NetworkSpec("D", "discriminator"))
     phases: ClassVar[tuple[Phase, ...]] = (Phase("D", ("D",), "d_losses"), Phase("G", ("G",), "g_losses"))
     default_loss_weights: ClassVar[dict[str, float]] = {"ce": 10.0, "adv": 1.0, "d_real": 1.0, "d_fake": 1.0}
@@ -198,6 +206,7 @@ class VitonHDSegRecipe(_VitonHDRecipe):
 
 class VitonHDGMMRecipe(_VitonHDRecipe):
     name: ClassVar[str] = "viton_hd.gmm"
+    tries_on: ClassVar[bool] = False  # its output is the warped garment
     networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator"),)
     #: Regression only: no discriminator and no D phase (rather than stepping a D whose losses weigh 0).
     phases: ClassVar[tuple[Phase, ...]] = (Phase("G", ("G",), "g_losses"),)
@@ -219,14 +228,23 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
         return {"G": GMM(7, 3, self.work_size, self.image_size, o["grid_size"], o["ngf"], float(o["tps_extent"]))}
 
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Teacher forcing: the garment region to warp to is the ground-truth one (``parse_cloth``)."""
         x = self._fields(batch)
+        x.update(self.gmm_inputs(x, x["parse_cloth"]))
+        return x
+
+    def gmm_inputs(self, x: Mapping[str, Tensor], garment_region: Tensor) -> dict[str, Tensor]:
+        """The GMM's two inputs for warping the cloth to ``garment_region`` (B, 1, H, W): the
+        ground-truth one in training, the segmentation's prediction in the try-on chain."""
 
         def down(t: Tensor) -> Tensor:  # official test.py: nearest to 256x192
             return t if tuple(t.shape[2:]) == tuple(self.work_size) else F.interpolate(t, size=self.work_size, mode="nearest")
 
-        x["gmm_a"] = torch.cat([down(x["parse_cloth"]), down(x["pose_img"]), down(x["img_agnostic"])], 1)
-        x["gmm_b"] = down(x["cloth"])
-        return x
+        return {"gmm_a": torch.cat([down(garment_region), down(x["pose_img"]), down(x["img_agnostic"])], 1),
+                "gmm_b": down(x["cloth"])}
+
+    def teacher_forcing(self) -> str | None:
+        return "warps to the ground-truth garment region of the person's parse (parse_cloth)"
 
     def warp(self, gmm: nn.Module, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """(theta, warped cloth, warped mask) at the loaded size, sampled as the official ``test.py`` does."""
@@ -255,6 +273,16 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
 
     def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
         return [inputs["img_agnostic"], inputs["cloth"], generated, inputs["warped_cloth"]]
+
+
+def alias_inputs(x: Mapping[str, Tensor], parse7: Tensor, warped: Tensor, warped_mask: Tensor) -> dict[str, Tensor]:
+    """ALIAS's inputs (official ``test.py`` Part 3): the part of the parse's cloth region the warped
+    cloth does not cover is "misaligned"; it is cut out of that region and given its own channel."""
+    misalign = (parse7[:, 2:3] - warped_mask).clamp_min(0.0)
+    seg_div = torch.cat([parse7, misalign], 1)
+    seg_div[:, 2:3] -= misalign
+    return {"alias_x": torch.cat([x["img_agnostic"], x["pose_img"], warped], 1), "seg": parse7, "seg_div": seg_div,
+            "misalign": misalign, "warped": warped}
 
 
 class VitonHDAliasRecipe(_VitonHDRecipe):
@@ -312,13 +340,14 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
                 _, warped, warped_cm = recipe.warp(gmm.to(parse.device), recipe.inputs(batch))
         else:
             warped, warped_cm = x["warped_cloth"], x["parse_cloth"]
-        # test.py: the part of the cloth region the warped cloth does not cover is "misaligned".
-        misalign = (parse[:, 2:3] - warped_cm).clamp_min(0.0)
-        seg_div = torch.cat([parse, misalign], 1)
-        seg_div[:, 2:3] -= misalign
-        x.update(alias_x=torch.cat([x["img_agnostic"], x["pose_img"], warped], 1), seg=parse, seg_div=seg_div,
-                 misalign=misalign, warped=warped)
+        x.update(alias_inputs(x, parse, warped, warped_cm))
         return x
+
+    def teacher_forcing(self) -> str | None:
+        cloth = ("the registered GMM's warp of the worn garment to the ground-truth region"
+                 if self.frozen_gmm is not None or self.model_options.get("gmm")
+                 else "the ground-truth worn garment (warped_cloth)")
+        return f"conditioned on the ground-truth 7-class parse; cloth input: {cloth}"
 
     def _generate(self, G: nn.Module, x: Mapping[str, Tensor]) -> Tensor:
         return G(x["alias_x"], x["seg"], x["seg_div"], x["misalign"])
