@@ -22,7 +22,7 @@ def test_config_show_prints_the_resolved_config():
     shown = yaml.safe_load(out.stdout)
     assert shown["train"]["lr_d"] == 5e-5
     assert shown["strategy"]["name"] == "deepspeed"
-    assert shown["model"] == {"recipe": "unet_sa", "variant": "reduced"}
+    assert shown["model"] == {"recipe": "unet_sa", "variant": "reduced", "garment_input": "cloth_and_mask"}
 
 
 def test_config_errors_are_one_line_without_traceback():

@@ -93,6 +93,12 @@ def test_vton_tryon_writes_images_and_a_sheet(setup, tmp_path, capsys):
     assert sorted(p.stem for p in (tmp_path / "o").glob("*.png") if p.stem != "sheet") == persons
     assert cv2.imread(str(tmp_path / "o" / f"{persons[0]}.png")).shape == (64, 48, 3)
     assert cv2.imread(str(tmp_path / "o" / "sheet.png")).shape == (64 * len(persons), 48 * 3, 3)
+    # The demo config's generator sees the garment (model.garment_input=cloth_and_mask): another cloth, another picture.
+    other = sorted((test_dir / "cloth").iterdir())[1]
+    assert main(["tryon", "--model", model, "--person", str(test_dir), "--cloth", str(other),
+                 "--out", str(tmp_path / "o2")]) == 0, capsys.readouterr().err
+    assert not (cv2.imread(str(tmp_path / "o" / f"{persons[0]}.png")) ==
+                cv2.imread(str(tmp_path / "o2" / f"{persons[0]}.png"))).all()
 
     person = sorted((test_dir / "image").iterdir())[0]
     code = main(["tryon", "--model", model, "--person", str(person), "--cloth", str(cloth), "--out", str(tmp_path / "p")])
@@ -124,3 +130,6 @@ def test_unpaired_eval_swaps_in_the_other_samples_cloth_and_reports_only_distrib
     assert metrics["images"] == len(unpaired)
     assert {"fid", "kid", "is", "mask_is"} <= metrics.keys()
     assert not {"ssim", "l1", "psnr", "lpips", "ms_ssim", "mask_ssim"} & metrics.keys()
+    # The garment transfer score, merged over both workers: every person judged or counted as not judged.
+    assert metrics["transfer_judged"] + metrics["transfer_unjudged"] == len(unpaired)
+    assert metrics["transfer_judged"] == 0 or 0 <= metrics["transfer_score"] <= 1

@@ -66,7 +66,12 @@ def tiny_config(root: Path, *overrides: str) -> Config:
         "data.loader_workers=0", "data.augment=false", f"data.batch_size={2 * B}",
         "model.ngf=8", "model.ndf=8", "tracking.enabled=false", "precision.mode=fp32",
         f"train.steps={STEPS}", "train.grad_accum=1", "train.deterministic=true", "train.log_every=1000",
-        "train.sample_every=0", "checkpoint.every_n_steps=1000", "model.attention=false", *overrides,
+        "train.sample_every=0", "checkpoint.every_n_steps=1000", "model.attention=false",
+        # What the tolerance was measured on. With the demo's garment input (cloth_and_mask), 3 Adam steps
+        # put 2e-4 (one lr) between DDP and one worker on a few entries of G.up.0: Adam's sign of a
+        # rounding-sized gradient, as with attention above, not a parallelism difference.
+        "train.lr_g=2e-4", "train.lr_d=1e-4", "model.garment_input=none",
+        *overrides,
     ])
 
 

@@ -35,7 +35,7 @@ def _train_briefly(generator, recipe, manifest: str, cfg, steps: int = 10) -> fl
     optimiser = torch.optim.Adam(generator.parameters(), lr=3e-3)
     generator.train()
     for _ in range(steps):
-        loss = (generator(inputs["inputs"]) - inputs["person"]).abs().mean()
+        loss = (generator(inputs["g_input"]) - inputs["person"]).abs().mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

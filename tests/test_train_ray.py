@@ -119,6 +119,13 @@ def test_demo_runs_end_to_end_and_beats_the_untrained_model(stack):
     rows = {line.split()[0]: [float(v) for v in line.split()[-2:]]
             for line in text.splitlines() if line.strip().startswith(("L1", "SSIM"))}
     assert rows["L1"][1] < rows["L1"][0] and rows["SSIM"][1] > rows["SSIM"][0]
+    # ... and it puts the new garment on: the transfer score of each generator, and the sheet on disk.
+    assert "garment transfer score (garment_input=cloth_and_mask" in text
+    scores = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.strip().startswith(("untrained ", "trained "))}
+    assert scores["trained"] > scores["untrained"], text[-2000:]
+    sheet = next(line for line in text.splitlines() if line.startswith("try-on sheet:")).split()[2]
+    assert Path(sheet).is_file()
 
 
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from plugins.data import decoded_samples
 from shards.collate import collate
-from shards.decode import decode_sample
-from shards.layouts import read_layout
 from shards.synthetic import synthesize
-from shards.writer import serialise_meta
 from vton_models.families.viton_hd.chain import blur_at, gaussian_blur
 from vton_models.recipe import RecipeContext
 from vton_models.registry import get_recipe, get_representation
@@ -34,15 +31,6 @@ def _chain(seg_options: dict | None = None):
     return get_recipe("viton_hd.tryon")(RecipeContext(image_size=SIZE, model={"stage_options": options}))
 
 
-def _decoded(root: Path, split: str = "train") -> list:
-    out = []
-    for s in read_layout("viton_hd", root, split):
-        members = {m: Path(p).read_bytes() for m, p in s.paths.items()}
-        members["meta.json"] = serialise_meta(s.meta)
-        out.append(decode_sample(members, s.key))
-    return out
-
-
 def _batch(samples) -> dict:
     representation = get_representation("viton_hd")
     return collate([representation(s) for s in samples], [s.key for s in samples])
@@ -53,7 +41,7 @@ def data(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("chain")
     synthesize(root, n=160, size=SIZE, seed=5, split_test_fraction=0.0)
     sleeves = {c["id"]: c["garment"]["sleeve"] for c in json.loads((root / "synthetic.json").read_text())["samples"]}
-    return {"root": root, "samples": _decoded(root), "sleeves": sleeves}
+    return {"root": root, "samples": decoded_samples(root), "sleeves": sleeves}
 
 
 def _tgm_kernel(size: int, sigma: float) -> torch.Tensor:

@@ -209,3 +209,28 @@ def test_a_teacher_forced_stage_is_no_try_on_model(imported_chain, registered, m
                  "--out", str(tmp_path / "chain.json")])
     assert code == 0, capsys.readouterr().err
     assert json.loads((tmp_path / "chain.json").read_text())["protocol"]["generated_from"].startswith("inference chain")
+
+
+def test_unet_sa_warped_trains_on_the_registered_gmm_pinned_to_its_version(registered):
+    """Seed 000 with ``model.garment_input=warped``: G sees the garment as the registered GMM warps it."""
+    from orchestrator.jobs.preflight import preflight
+    from orchestrator.train.data import make_train_stream
+    from orchestrator.train.loop import GanLoop, WorkerContext
+    from vton_models.families.unet_sa.inputs import gmm_fields
+
+    root = registered["root"]
+    cfg = load_config(None, [
+        "model.recipe=unet_sa", "model.garment_input=warped", f"model.gmm=models:/{registered['gmm']}@champion",
+        SIZE, "model.variant=reduced", "model.ngf=8", "model.ndf=8", "loss.weights.vgg=0",
+        f"data.manifest=file://{root}/shards/train/manifest.json", "data.val_manifest=", "data.batch_size=2",
+        "data.loader_workers=0", "tracking.enabled=false", "train.steps=1", "train.sample_every=0",
+        "train.eval_every=0", "precision.mode=fp32"])
+    preflight(cfg, where=0)
+    assert cfg.model.options["gmm"] == f"models:/{registered['gmm']}/1"
+    loop = GanLoop(cfg, WorkerContext())
+    gmm_recipe, gmm = loop.recipe.frozen_gmm
+    batch = next(iter(make_train_stream(cfg, loop.recipe, 0, 1).iter_from_batches(0)))
+    batch = {k: v for k, v in batch.items() if torch.is_tensor(v)}
+    _, warped, _ = gmm_recipe.warp(gmm, gmm_recipe.inputs(gmm_fields(batch)))
+    assert torch.equal(loop.recipe.inputs(batch)["g_input"][:, -3:], warped)
+    assert loop.run().steps_run == 1

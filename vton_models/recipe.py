@@ -142,6 +142,9 @@ class Recipe(ABC):
     #: whose generator it is a copy of.
     inference_only: ClassVar[bool] = False
     chains: ClassVar[dict[str, str]] = {}
+    #: Options whose values change a network's inputs (e.g. unet_sa's ``garment_input``);
+    #: ``vton models summary`` builds and reports every value.
+    input_variants: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, context: RecipeContext) -> None:
         unknown = set(context.loss_weights) - set(self.default_loss_weights)
@@ -182,6 +185,17 @@ class Recipe(ABC):
         The orchestrator loads it from the model registry (``model.<key>``); recipes never read files.
         """
         raise ValueError(f"recipe '{self.name}' consumes no earlier stage '{key}' (it consumes {sorted(self.consumes)})")
+
+    @property
+    def reads_cloth_mask(self) -> bool:
+        """Whether the networks see the garment's mask, so that ``vton tryon`` requires a real one
+        (besides representations that read it, see ``Representation.reads``)."""
+        return False
+
+    def required_stages(self) -> dict[str, str]:
+        """Consumed stages (keys of ``consumes``) this configuration cannot run without, each with why;
+        preflight refuses a config that leaves one unset (``vton pipeline`` fills them first)."""
+        return {}
 
     def teacher_forcing(self) -> str | None:
         """What ground truth ``generate`` reads in place of upstream predictions (teacher forcing), or

@@ -58,4 +58,23 @@ def summarize(
         "recipe": recipe_name,
         "image_size": [height, width],
         "networks": {name: _describe(net, (height, width)) for name, net in networks.items()},
+        "variants": _variants(recipe_name, context),
     }
+
+
+def _variants(recipe_name: str, context: RecipeContext) -> dict[str, dict[str, dict[str, int]]]:
+    """``{"option=value": {network: {parameters, input_channels}}}`` for every value of every option
+    the recipe lists in ``input_variants`` (the rest of the options as given)."""
+    out = {}
+    for option, values in type(build_recipe(recipe_name, context)).input_variants.items():
+        for value in values:
+            model = {**context.model, option: value}
+            if value != context.model.get(option, None):
+                model.pop("gmm", None)  # a stage reference belongs to one variant; the counts do not depend on it
+            variant = build_recipe(recipe_name, RecipeContext(context.image_size, model, context.loss_weights,
+                                                              context.gan_mode))
+            out[f"{option}={value}"] = {
+                name: {"parameters": sum(p.numel() for p in net.parameters()),
+                       "input_channels": getattr(net, "input_channels", None)}
+                for name, net in variant.build_networks().items()}
+    return out

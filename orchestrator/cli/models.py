@@ -90,6 +90,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name, info in summary["networks"].items():
         print(f"  {name:4s} {info['parameters']:>13,d} parameters  in={info['input_channels']}  "
               f"out={info['output_shape']}")
+    if summary["variants"]:
+        print("variants (the other options as given):")
+    for variant, networks in summary["variants"].items():
+        sizes = "  ".join(f"{name} {info['parameters']:,d} (in={info['input_channels']})" for name, info in networks.items())
+        print(f"  {variant:28s} {sizes}")
     return 0
 
 

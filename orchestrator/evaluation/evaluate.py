@@ -155,7 +155,8 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
             inputs = recipe.inputs(batch)
             fake = to_unit_range(recipe.generate(model.networks, inputs))
             real = to_unit_range(recipe.target(inputs))
-            suite.update(fake, real, list(batch["__key__"]), batch["parse"])
+            garment = (to_unit_range(batch["cloth"]), batch["cloth_mask"]) if task.pairs == "unpaired" else None
+            suite.update(fake, real, list(batch["__key__"]), batch["parse"], garment)
     return suite.state_dict()
 
 

@@ -170,7 +170,7 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     attach_consumed_stages(recipe)
     check_tries_on(recipe, model_uri)
     representation = get_representation(cfg.data.representation or recipe.representation.name)
-    reads_mask = "cloth_mask.png" in representation.reads
+    reads_mask = "cloth_mask.png" in representation.reads or recipe.reads_cloth_mask
     cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask),
                              f"model {model_uri} ({recipe.name})" if reads_mask else None)
     out = Path(out)

@@ -40,6 +40,9 @@ def pin_consumed_stages(cfg: Config, recipe: Recipe) -> dict[str, str]:
     and write the pinned URI back into ``cfg.model.options``; returns the pinned URIs."""
     from orchestrator.registry.models import ModelError, resolve_version
 
+    for key, why in recipe.required_stages().items():
+        if not recipe.model_options.get(key):
+            raise ConfigError(f"model.{key}: not set; {why} (model.{key}=models:/NAME@ALIAS)")
     pinned = {}
     for key, uri in consumed_stage_uris(recipe).items():
         try:

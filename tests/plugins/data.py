@@ -28,3 +28,17 @@ def s3_shards(root: Path, bucket: str, tag: str, n: int, seed: int) -> str:
     for split in ("train", "test"):
         build_shards("viton_hd", root / "data", split, f"{prefix}/{split}", workers=1)
     return prefix
+
+
+def decoded_samples(root: Path, layout: str = "viton_hd", split: str = "train") -> list:
+    """Every sample of a layout's split, decoded as the stream would (no shards written)."""
+    from shards.decode import decode_sample
+    from shards.layouts import read_layout
+    from shards.writer import serialise_meta
+
+    out = []
+    for s in read_layout(layout, root, split):
+        members = {m: Path(p).read_bytes() for m, p in s.paths.items()}
+        members["meta.json"] = serialise_meta(s.meta)
+        out.append(decode_sample(members, s.key))
+    return out

@@ -20,6 +20,7 @@ from vton_models.metrics.distribution import (FeatureReservoir, FeatureStats, In
 from vton_models.metrics.masked import apply_mask, foreground_mask
 from vton_models.metrics.paired import (l1_per_image, ms_ssim_scales, psnr_per_image, ssim_and_ms_ssim_per_image,
                                        ssim_per_image)
+from vton_models.metrics.transfer import TransferScore
 
 #: Paired metrics averaged per image; PSNR is capped (identical images give +inf, which would
 #: make a mean meaningless); the count of capped images is reported beside it.
@@ -67,6 +68,7 @@ class MetricSuite:
         self.fid_fake, self.fid_real = FeatureStats(d), FeatureStats(d)
         self.kid_fake, self.kid_real = FeatureReservoir(dim=d), FeatureReservoir(dim=d)
         self.is_fake, self.is_real, self.is_masked = InceptionScoreStats(), InceptionScoreStats(), InceptionScoreStats()
+        self.transfer = TransferScore()  # unpaired only: did the new garment go on?
         self.image_size: tuple[int, int] | None = None
 
     @property
@@ -88,9 +90,11 @@ class MetricSuite:
     # -------------------------------------------------------------------------- accumulation
     @torch.no_grad()
     def update(self, fake: torch.Tensor, real: torch.Tensor, keys: Sequence[str],
-               parse: torch.Tensor | None = None) -> None:
+               parse: torch.Tensor | None = None, garment: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """One batch: ``fake``/``real`` (B, 3, H, W) in [0, 1]; ``keys`` name the samples (for KID's
-        sample); ``parse`` (B, H, W) LIP labels of the real person (for the masked metrics)."""
+        sample); ``parse`` (B, H, W) LIP labels of the real person (for the masked metrics);
+        unpaired, ``garment`` = (the new garment (B, 3, H, W) in [0, 1], its mask (B, 1, H, W)) for
+        the transfer score, with ``real`` the person in their own garment."""
         check_pair(fake, real) if self.options.paired else (check_images(fake, "fake"), check_images(real, "real"))
         if len(keys) != fake.shape[0]:
             raise ValueError(f"keys: {len(keys)} for a batch of {fake.shape[0]} images")
@@ -108,6 +112,10 @@ class MetricSuite:
             masked = (apply_mask(fake, mask), apply_mask(real, mask))
         self._paired(fake, real, masked)
         self._features(fake, real, keys, masked)
+        if not self.options.paired and garment is not None and parse is not None:
+            cloth, cloth_mask = garment
+            self.transfer.update(fake, real, parse.to(self.device), quantize(cloth.to(self.device)),
+                                 cloth_mask.to(self.device))
 
     def _paired(self, fake: torch.Tensor, real: torch.Tensor, masked: tuple | None) -> None:
         if not self.options.paired:
@@ -151,22 +159,26 @@ class MetricSuite:
             return
         import torch.distributed as dist
 
-        counts = torch.tensor([self.psnr_capped, self.paired_count], dtype=torch.float64)
+        counts = torch.tensor([self.psnr_capped, self.paired_count, *self.transfer.state()], dtype=torch.float64)
         dist.all_reduce(self.sums)
         dist.all_reduce(counts)
         self.psnr_capped, self.paired_count = int(counts[0]), int(counts[1])
+        self.transfer = TransferScore()
+        self.transfer.merge([int(c) for c in counts[2:]])
         for part in self._parts():
             part.all_reduce()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything ``merge_state`` needs, as picklable CPU objects (Ray task results)."""
         return {"sums": self.sums, "psnr_capped": self.psnr_capped, "paired_count": self.paired_count,
-                "image_size": self.image_size, "parts": [p.__dict__ for p in self._parts()]}
+                "image_size": self.image_size, "parts": [p.__dict__ for p in self._parts()],
+                "transfer": self.transfer.state()}
 
     def merge_state(self, state: dict[str, Any]) -> None:
         self.sums += state["sums"]
         self.psnr_capped += state["psnr_capped"]
         self.paired_count += state["paired_count"]
+        self.transfer.merge(state.get("transfer", [0, 0, 0]))
         if self.image_size is None:
             self.image_size = state["image_size"]
         elif state["image_size"] not in (None, self.image_size):
@@ -197,4 +209,7 @@ class MetricSuite:
         out["is_real"] = self.is_real.score()
         if self.options.masked:
             out["mask_is"] = self.is_masked.score()
+        if self.transfer.judged or self.transfer.unjudged:
+            transfer = self.transfer.compute()
+            out.update({k: v for k, v in transfer.items() if v is not None})
         return out

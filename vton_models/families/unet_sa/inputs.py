@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vton_models.families.viton_hd.inputs import pose_image_source, viton_hd_representation
 from vton_models.representation.base import Representation
 from vton_models.representation.device import network_rgb_, parse_onehot_, pose_heatmaps_, reusable
 from vton_models.representation.image import AGNOSTIC_GRAY, cloth_agnostic_rgb, to_network_rgb
@@ -104,3 +105,23 @@ def unet_sa_expand(batch: Mapping[str, Any], device: torch.device | str = "cpu",
 
 #: Seed 000's representation: built whole in the loader, or compact there and expanded on the device.
 UNET_SA = Representation("unet_sa", build=unet_sa_representation, compact=unet_sa_compact, expand=unet_sa_expand)
+
+_GMM_PREFIX = "gmm."
+
+
+def unet_sa_with_gmm_representation(sample: DecodedSample, sigma: float = 3.0) -> dict[str, np.ndarray]:
+    """``unet_sa``'s fields plus, prefixed ``gmm.``, what a frozen ``viton_hd.gmm`` stage reads to warp
+    the garment (``model.garment_input=warped``); the prefix keeps VITON-HD's ``agnostic`` apart."""
+    out = unet_sa_representation(sample, sigma)
+    out.update({_GMM_PREFIX + key: value for key, value in viton_hd_representation(sample).items()})
+    return out
+
+
+def gmm_fields(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``gmm.``-prefixed fields of a ``unet_sa_with_gmm`` batch, under the GMM's own names."""
+    return {key[len(_GMM_PREFIX):]: value for key, value in batch.items() if key.startswith(_GMM_PREFIX)}
+
+
+#: Built whole in the loader (VITON-HD's drawing has no device form).
+UNET_SA_WITH_GMM = Representation("unet_sa_with_gmm", build=unet_sa_with_gmm_representation,
+                                  reads=("pose_img.png", "cloth_mask.png"), describe_data=pose_image_source)
