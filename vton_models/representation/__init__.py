@@ -8,6 +8,7 @@ and is composed from these; ``vton_models.registry.get_representation(name)`` fi
 """
 
 from vton_models.representation.base import Representation
+from vton_models.representation.cpvton import CPVTON, cpvton_representation, cpvton_shape, pose_squares
 from vton_models.representation.image import AGNOSTIC_GRAY, cloth_agnostic_rgb, to_network_rgb
 from vton_models.representation.parse import (
     GARMENT_LABELS,
@@ -38,9 +39,9 @@ from vton_models.representation.render import render_pose
 from vton_models.representation.sample import DecodedSample, PersonView
 
 __all__ = [
-    "AGNOSTIC_GRAY", "BODY25_NAMES", "COCO18_NAMES", "GARMENT_LABELS", "NUM_LIP_LABELS", "POSE18_NAMES",
+    "AGNOSTIC_GRAY", "BODY25_NAMES", "CPVTON", "COCO18_NAMES", "GARMENT_LABELS", "NUM_LIP_LABELS", "POSE18_NAMES",
     "POSE_FORMATS", "POSE_NAMES", "DecodedSample", "PersonView", "Representation", "agnostic_mask", "box_mask",
-    "check_labels", "cloth_agnostic_rgb", "convert_pose", "crop_boxes", "face_box", "garment_mask", "is_missing",
+    "check_labels", "cloth_agnostic_rgb", "convert_pose", "cpvton_representation", "cpvton_shape", "crop_boxes", "face_box", "garment_mask", "is_missing",
     "keypoints_from_openpose", "label_lut", "openpose_xy", "parse_onehot", "paste_boxes", "pose18", "pose_disks",
-    "pose_heatmaps", "pose_profiles", "render_pose", "to_network_rgb",
+    "pose_heatmaps", "pose_profiles", "pose_squares", "render_pose", "to_network_rgb",
 ]
