@@ -1,0 +1,92 @@
+"""CP-VTON's TOM written out (``TOMGenerator``) computes what CP-VTON's nested ``UnetGenerator`` does.
+
+The reference below follows CP-VTON's ``networks.py`` (``UnetGenerator`` / ``UnetSkipConnectionBlock``
+with ``InstanceNorm2d``, ``num_downs=6``): nested blocks, in-place LeakyReLU on each block's input,
+bilinear upsampling + 3x3 convs, IN on the outermost output. Its randomly initialised state dict is
+loaded into ours through ``official_tom_keys`` (strictly), and the outputs must agree.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import vton_models  # noqa: F401
+from vton_models.families.cpvton_aux.networks import TOMGenerator, official_tom_keys
+
+
+class _Block(nn.Module):
+    def __init__(self, outer: int, inner: int, input_nc: int | None = None, submodule: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False) -> None:
+        super().__init__()
+        self.outermost = outermost
+        input_nc = outer if input_nc is None else input_nc
+        downconv = nn.Conv2d(input_nc, inner, kernel_size=4, stride=2, padding=1, bias=True)
+        upsample = nn.Upsample(scale_factor=2, mode="bilinear")
+        if outermost:
+            model = [downconv, submodule, nn.ReLU(True), upsample,
+                     nn.Conv2d(inner * 2, outer, 3, 1, 1, bias=True), nn.InstanceNorm2d(outer)]
+        elif innermost:
+            model = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upsample,
+                     nn.Conv2d(inner, outer, 3, 1, 1, bias=True), nn.InstanceNorm2d(outer)]
+        else:
+            model = [nn.LeakyReLU(0.2, True), downconv, nn.InstanceNorm2d(inner), submodule, nn.ReLU(True), upsample,
+                     nn.Conv2d(inner * 2, outer, 3, 1, 1, bias=True), nn.InstanceNorm2d(outer)]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class _CPVTONUnet(nn.Module):
+    def __init__(self, input_nc: int = 25, output_nc: int = 4, num_downs: int = 6, ngf: int = 64) -> None:
+        super().__init__()
+        block = _Block(ngf * 8, ngf * 8, innermost=True)
+        for _ in range(num_downs - 5):
+            block = _Block(ngf * 8, ngf * 8, submodule=block)
+        block = _Block(ngf * 4, ngf * 8, submodule=block)
+        block = _Block(ngf * 2, ngf * 4, submodule=block)
+        block = _Block(ngf, ngf * 2, submodule=block)
+        self.model = _Block(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def test_parameter_counts_of_tom_and_its_auxiliary_decoder():
+    assert sum(p.numel() for p in TOMGenerator().parameters()) == 21_349_252 == \
+        sum(p.numel() for p in _CPVTONUnet().parameters())
+    aux = TOMGenerator(aux_classes=20)
+    assert sum(p.numel() for p in aux.aux_decoder.parameters()) == 10_198_996
+    assert sum(p.numel() for p in aux.parameters()) == 31_548_248
+
+
+@pytest.mark.parametrize("ngf, size", [(64, (256, 192)), (8, (128, 64))])
+def test_cpvton_weights_give_cpvtons_output(ngf, size):
+    torch.manual_seed(0)
+    official = _CPVTONUnet(ngf=ngf).eval()
+    ours = TOMGenerator(ngf=ngf, aux_classes=20).eval()
+    state = {official_tom_keys()[k]: v for k, v in official.state_dict().items()}
+    missing, unexpected = ours.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.startswith("aux_decoder.") for k in missing)  # the auxiliary head stays fresh
+    x = torch.randn(2, 25, *size)
+    with torch.no_grad():
+        expected = official(x.clone())
+        out, aux = ours(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    assert aux.shape == (2, 20, *size)
+
+
+def test_the_auxiliary_decoder_reads_the_shared_encoder_and_a_bad_input_is_named():
+    net = TOMGenerator(ngf=8, aux_classes=7)
+    x = torch.randn(1, 25, 64, 64, requires_grad=True)
+    _, aux = net(x)
+    aux.sum().backward()
+    assert all(p.grad is not None for p in net.downs.parameters())  # the encoder learns from the aux loss too
+    assert all(p.grad is None for p in net.decoder.parameters())
+    no_skips = TOMGenerator(ngf=8, aux_classes=7, aux_skips=False)
+    assert sum(p.numel() for p in no_skips.aux_decoder.parameters()) < sum(p.numel() for p in net.aux_decoder.parameters())
+    assert no_skips(torch.randn(1, 25, 64, 64))[1].shape == (1, 7, 64, 64)
+    with pytest.raises(ValueError, match=r"TOMGenerator expects \(B, 25, H, W\) with H and W divisible by 64"):
+        net(torch.randn(1, 25, 64, 48))
