@@ -90,3 +90,30 @@ def test_the_auxiliary_decoder_reads_the_shared_encoder_and_a_bad_input_is_named
     assert no_skips(torch.randn(1, 25, 64, 64))[1].shape == (1, 7, 64, 64)
     with pytest.raises(ValueError, match=r"TOMGenerator expects \(B, 25, H, W\) with H and W divisible by 64"):
         net(torch.randn(1, 25, 64, 48))
+
+
+def test_gmm_with_auxiliary_head_counts_and_warps_as_the_plain_gmm():
+    from vton_models.families.cpvton_aux.networks import GMMAux
+    from vton_models.networks.gmm import GMM
+
+    assert sum(p.numel() for p in GMMAux().parameters()) == 19_057_650
+    aux = GMMAux(aux_classes=20)
+    assert sum(p.numel() for p in aux.aux_decoder.parameters()) == 2_752_628
+    assert sum(p.numel() for p in aux.parameters()) == 21_810_278
+    assert sum(p.numel() for p in GMMAux(aux_classes=7).aux_decoder.parameters()) == 2_748_871
+
+    torch.manual_seed(1)
+    small = GMMAux(input_size=(64, 64), ngf=8, aux_classes=7).eval()
+    plain = GMM(22, 3, (64, 64), (64, 64), 5, 8, tps_extent=1.0).eval()
+    missing, _ = plain.load_state_dict(small.state_dict(), strict=False)
+    assert not missing
+    a, b = torch.randn(2, 22, 64, 64), torch.randn(2, 3, 64, 64)
+    theta, grid, logits = small(a, b)
+    ref_theta, ref_grid = plain(a, b)
+    assert torch.equal(theta, ref_theta) and torch.equal(grid, ref_grid)  # the head does not change the warp
+    assert logits.shape == (2, 7, 64, 64)
+    small.train()
+    small(a, b)[2].sum().backward()
+    assert all(p.grad is not None for p in small.extractionA.parameters())  # both encoders learn from it
+    assert all(p.grad is not None for p in small.extractionB.parameters())
+    assert all(p.grad is None for p in small.regression.parameters())

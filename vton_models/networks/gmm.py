@@ -95,12 +95,18 @@ class GMM(nn.Module):
         self.regression = FeatureRegression(fh * fw, (fh, fw), 2 * grid_size * grid_size)
         self.gridGen = TPSGridGen(grid_size, tps_extent)
 
-    def forward(self, input_a: Tensor, input_b: Tensor, output_size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+    def features(self, input_a: Tensor, input_b: Tensor) -> tuple[Tensor, Tensor]:
+        """Both extractors' raw features (before L2 normalisation), what an auxiliary head reads."""
         for name, t, c in (("inputA", input_a, self.input_a_channels), ("inputB", input_b, self.input_b_channels)):
             if t.dim() != 4 or t.shape[1] != c or tuple(t.shape[2:]) != self.input_size:
                 raise ValueError(f"GMM: {name} must be (B, {c}, {self.input_size[0]}, {self.input_size[1]}), "
                                  f"got {tuple(t.shape)}")
-        fa = F.normalize(self.extractionA(input_a), dim=1)
-        fb = F.normalize(self.extractionB(input_b), dim=1)
-        theta = self.regression(feature_correlation(fa, fb))
+        return self.extractionA(input_a), self.extractionB(input_b)
+
+    def warp_from(self, fa: Tensor, fb: Tensor, output_size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+        """(theta, grid) from the raw features."""
+        theta = self.regression(feature_correlation(F.normalize(fa, dim=1), F.normalize(fb, dim=1)))
         return theta, self.gridGen(theta, output_size or self.output_size)
+
+    def forward(self, input_a: Tensor, input_b: Tensor, output_size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
+        return self.warp_from(*self.features(input_a, input_b), output_size)
