@@ -78,6 +78,26 @@ def l1_loss(generated: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(generated, target)
 
 
+def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weights: Tensor) -> Tensor:
+    """Per-pixel cross-entropy with a weight per class, normalised by the weights of the pixels' true
+    classes (``F.cross_entropy(weight=...)``): seed 003 weights background and skin up so the
+    auxiliary parse learns the body the try-on must draw, not only the large garment region."""
+    return F.cross_entropy(logits.float(), labels, weight=class_weights.to(logits.device, torch.float32))
+
+
+def second_order_constraint(theta: Tensor, grid_size: int) -> Tensor:
+    """Mean |second difference| of the control-point offsets along both grid axes.
+
+    The rest grid is regular, so second differences of offsets equal those of absolute positions: the
+    term is zero for any affine warp and penalises only bending and uneven spacing (VITON-HD Sec. 3.2).
+    """
+    n = grid_size * grid_size
+    pts = torch.stack([theta[:, :n], theta[:, n:]], -1).reshape(-1, grid_size, grid_size, 2)
+    d_i = pts[:, :-2] - 2 * pts[:, 1:-1] + pts[:, 2:]
+    d_j = pts[:, :, :-2] - 2 * pts[:, :, 1:-1] + pts[:, :, 2:]
+    return d_i.abs().mean() + d_j.abs().mean()
+
+
 def feature_matching_loss(
     real_features: Sequence[Tensor] | Sequence[Sequence[Tensor]],
     fake_features: Sequence[Tensor] | Sequence[Sequence[Tensor]],

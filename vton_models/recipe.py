@@ -175,6 +175,21 @@ class Recipe(ABC):
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         """The try-on image in [-1, 1], for evaluation, sample grids and inference."""
 
+    def checked_fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``batch_fields`` taken from a batch, each checked to be (B, channels, H, W); a missing or
+        misshapen field is an error naming it and the representation that should have made it."""
+        out: dict[str, Tensor] = {}
+        for name, channels in self.batch_fields.items():
+            if name not in batch:
+                raise KeyError(f"recipe '{self.name}': batch has no field '{name}' (needs {sorted(self.batch_fields)}); "
+                               f"was it built with representation '{self.representation.name}'?")
+            tensor = batch[name]
+            if tensor.dim() != 4 or tensor.shape[1] != channels:
+                raise ValueError(f"recipe '{self.name}': batch field '{name}' must be (B, {channels}, H, W), "
+                                 f"got {tuple(tensor.shape)}")
+            out[name] = tensor
+        return out
+
     def target(self, inputs: Mapping[str, Tensor]) -> Tensor:
         """The ground-truth image paired metrics compare ``generate`` against."""
         return inputs["person"]

@@ -29,6 +29,9 @@ def _describe(network: nn.Module, image_size: tuple[int, int]) -> dict[str, Any]
         "parameters": sum(p.numel() for p in network.parameters()),
         "trainable_parameters": sum(p.numel() for p in network.parameters() if p.requires_grad),
     }
+    head = getattr(network, "aux_decoder", None)  # an auxiliary head counts inside the network's total
+    if isinstance(head, nn.Module):
+        info["aux_parameters"] = sum(p.numel() for p in head.parameters())
     channels = getattr(network, "input_channels", None)
     info["input_channels"] = channels
     if channels is None:

@@ -88,8 +88,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         return 0
     print(f"recipe {summary['recipe']} at {summary['image_size'][0]}x{summary['image_size'][1]}")
     for name, info in summary["networks"].items():
+        head = f"  (auxiliary head {info['aux_parameters']:,d})" if "aux_parameters" in info else ""
         print(f"  {name:4s} {info['parameters']:>13,d} parameters  in={info['input_channels']}  "
-              f"out={info['output_shape']}")
+              f"out={info['output_shape']}{head}")
     if summary["variants"]:
         print("variants (the other options as given):")
     for variant, networks in summary["variants"].items():

@@ -1,6 +1,13 @@
-"""Seed 003: CP-VTON with auxiliary human segmentation (``cpvton_aux``), being built (issue 16).
+"""Seed 003: CP-VTON with auxiliary human segmentation (Ayush et al., ICCVW 2019), two stages:
+GMM then TOM, each with a head predicting the parse of the person wearing the try-on garment."""
 
-What exists so far: the ``cpvton`` representation (``vton_models/representation/cpvton.py``) and the
-TOM network with its auxiliary decoder (``networks.py``). The family is registered in
-``vton_models/families/__init__.py`` once its recipes land; until then nothing trains it.
-"""
+from vton_models.families.cpvton_aux.recipes import CPVTONGMMRecipe, CPVTONTOMRecipe
+from vton_models.family import Family
+from vton_models.representation.cpvton import CPVTON
+
+FAMILY = Family(
+    name="cpvton_aux",
+    paper="seed 003: CP-VTON + auxiliary human segmentation (Ayush et al., ICCVW 2019), GMM -> TOM",
+    recipes=(CPVTONGMMRecipe, CPVTONTOMRecipe),
+    representations=(CPVTON,),
+)

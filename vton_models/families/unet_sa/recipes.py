@@ -180,20 +180,7 @@ class UnetSARecipe(Recipe):
 
     # -- data -------------------------------------------------------------------------------
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for field, channels in self.batch_fields.items():
-            if field not in batch:
-                raise KeyError(
-                    f"recipe 'unet_sa': batch has no field '{field}' (needs {sorted(self.batch_fields)}); "
-                    f"was it built with representation '{self.representation.name}'?"
-                )
-            tensor = batch[field]
-            if tensor.dim() != 4 or tensor.shape[1] != channels:
-                raise ValueError(
-                    f"recipe 'unet_sa': batch field '{field}' must be (B, {channels}, H, W), "
-                    f"got {tuple(tensor.shape)}"
-                )
-            out[field] = tensor
+        out = self.checked_fields(batch)
         out["g_input"] = self._generator_input(batch, out)
         if self.model_options["d_condition"] == "agnostic":
             out["condition"] = out["inputs"][:, :3]

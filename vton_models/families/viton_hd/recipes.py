@@ -37,7 +37,8 @@ from torch import nn
 from vton_models.families.viton_hd.inputs import VITON_HD
 from vton_models.families.viton_hd.networks import UPSAMPLING_MODES, ALIASGenerator, SegGenerator
 from vton_models.gan import ConditionalGAN, LazyPerceptual
-from vton_models.losses import gradient_penalty, l1_loss
+from vton_models.losses import gradient_penalty, l1_loss, second_order_constraint
+from vton_models.metrics.parse import parse_scores
 from vton_models.networks.gmm import GMM
 from vton_models.networks.multiscale import MultiscaleDiscriminator
 from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext
@@ -61,19 +62,6 @@ def parse_to_image(parse: Tensor) -> Tensor:
 def seg_noise(like: Tensor) -> Tensor:
     """VITON-HD's ``gen_noise``: ``cv2.randn`` into uint8 then ``// 255`` -> 1 where N(0, 255) >= 255, else 0."""
     return (torch.randn_like(like) >= 1.0).to(like.dtype)
-
-
-def second_order_constraint(theta: Tensor, grid_size: int) -> Tensor:
-    """Mean |second difference| of the control-point offsets along both grid axes.
-
-    The rest grid is regular, so second differences of offsets equal those of absolute positions: the
-    term is zero for any affine warp and penalises only bending and uneven spacing (VITON-HD Sec. 3.2).
-    """
-    n = grid_size * grid_size
-    pts = torch.stack([theta[:, :n], theta[:, n:]], -1).reshape(-1, grid_size, grid_size, 2)
-    d_i = pts[:, :-2] - 2 * pts[:, 1:-1] + pts[:, 2:]
-    d_j = pts[:, :, :-2] - 2 * pts[:, :, 1:-1] + pts[:, :, 2:]
-    return d_i.abs().mean() + d_j.abs().mean()
 
 
 def _check_int(opts: Mapping[str, Any], key: str, minimum: int = 1) -> None:
@@ -100,17 +88,7 @@ class _VitonHDRecipe(Recipe):
     }
 
     def _fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        for name, channels in self.batch_fields.items():
-            if name not in batch:
-                raise KeyError(f"recipe '{self.name}': batch has no field '{name}' (needs {sorted(self.batch_fields)}); "
-                               f"was it built with representation '{self.representation.name}'?")
-            t = batch[name]
-            if t.dim() != 4 or t.shape[1] != channels:
-                raise ValueError(f"recipe '{self.name}': batch field '{name}' must be (B, {channels}, H, W), "
-                                 f"got {tuple(t.shape)}")
-            out[name] = t
-        return out
+        return self.checked_fields(batch)
 
     def _d_options(self) -> None:
         opts = self.model_options
@@ -189,14 +167,7 @@ class VitonHDSegRecipe(_VitonHDRecipe):
     def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The stage is judged by its parse: pixel accuracy and mean IoU over the classes present."""
         predicted = nets["G"](inputs["seg_input"], return_logits=True).argmax(1)
-        labels = inputs["parse_labels"]
-        classes = torch.arange(13, device=labels.device).view(1, 13, 1, 1)
-        pred_1h, true_1h = predicted.unsqueeze(1) == classes, labels.unsqueeze(1) == classes
-        inter = (pred_1h & true_1h).flatten(2).sum(2).float()
-        union = (pred_1h | true_1h).flatten(2).sum(2).float()
-        present = union > 0
-        miou = (inter / union.clamp_min(1)).where(present, torch.zeros_like(inter)).sum(1) / present.sum(1).clamp_min(1)
-        return {"pixel_accuracy": (predicted == labels).float().flatten(1).mean(1), "miou": miou}
+        return parse_scores(predicted, inputs["parse_labels"], 13)
 
     def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
         size = generated.shape[2:]

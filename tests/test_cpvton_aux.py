@@ -1,0 +1,110 @@
+"""Seed 003 (``cpvton_aux``): both stages learn in-process on the synthetic ``viton`` set (CP-VTON's
+layout, COCO-18 poses), through the same loop, stream and representation a Ray job uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
+from orchestrator.config import ConfigError, load_config
+
+SIZE = "data.image_size=64x64"  # TOM's six downsamplings need multiples of 64
+
+
+@pytest.fixture(scope="module")
+def viton_shards(tmp_path_factory) -> Path:
+    from shards.synthetic import synthesize_layout
+    from shards.writer import build_shards
+
+    root = tmp_path_factory.mktemp("cpvton")
+    synthesize_layout("viton", root / "data", n=64, size=(64, 64), seed=6)
+    for split in ("train", "test"):
+        build_shards("viton", root / "data", split, f"file://{root}/shards/{split}", workers=1)
+    return root
+
+
+def _config(root: Path, recipe: str, steps: int, *overrides: str):
+    return load_config(None, [
+        f"model.recipe={recipe}", SIZE, "model.ngf=8", f"data.manifest=file://{root}/shards/train/manifest.json",
+        f"data.val_manifest=file://{root}/shards/test/manifest.json", "data.batch_size=4", "data.loader_workers=0",
+        "tracking.enabled=false", "precision.mode=fp32", f"train.steps={steps}", "train.sample_every=0",
+        f"train.eval_every={steps}", "train.eval_batches=4", "train.log_every=20", "train.lr.G=1e-3",
+        "train.schedule.G=constant", *overrides])
+
+
+@pytest.fixture(scope="module")
+def trained_gmm(viton_shards):
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    loop = GanLoop(_config(viton_shards, "cpvton_aux.gmm", 80), WorkerContext())
+    result = loop.run()
+    return loop, result
+
+
+def test_gmm_stage_learns_its_warp_and_its_auxiliary_parse(trained_gmm):
+    loop, result = trained_gmm
+    before, after = result.val_before, result.val_after
+    assert after["val/l1"] < before["val/l1"], (before, after)  # held-out warp L1 falls
+    assert after["val/aux_pixel_accuracy"] > before["val/aux_pixel_accuracy"] + 0.2, (before, after)
+    assert any(k.endswith("aux_ce") for k in result.last_metrics), sorted(result.last_metrics)
+
+
+def test_tom_stage_learns_on_the_frozen_gmms_warps(viton_shards, trained_gmm):
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    gmm_loop, _ = trained_gmm
+    loop = GanLoop(_config(viton_shards, "cpvton_aux.tom", 60, "loss.weights.vgg=0"), WorkerContext())
+    with pytest.raises(ValueError, match="cpvton_aux.tom' needs model.gmm"):
+        loop.recipe.inputs({})
+    gmm = gmm_loop.generators()["G"]
+    loop.recipe.attach_stage("gmm", gmm_loop.recipe, {"G": gmm})
+    before_gmm = [p.clone() for p in gmm.parameters()]
+    result = loop.run()
+    before, after = result.val_before, result.val_after
+    assert after["val/l1"] < before["val/l1"] and after["val/ssim"] > before["val/ssim"], (before, after)
+    assert after["val/aux_pixel_accuracy"] > before["val/aux_pixel_accuracy"], (before, after)
+    assert all(torch.equal(a, b) for a, b in zip(before_gmm, gmm.parameters()))  # consumed frozen
+    assert loop.recipe.teacher_forcing() is None and loop.recipe.tries_on
+
+
+def test_plain_cpvton_has_no_head_and_options_are_checked(viton_shards):
+    from orchestrator.recipes import build_recipe_from_config
+    from orchestrator.registry.stages import pin_consumed_stages
+
+    plain = build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, "model.aux=false"))
+    assert plain.build_networks()["G"].aux_decoder is None
+    with pytest.raises(ValueError, match=r"model.aux_class_weights: 20: 2.0 must be a label in \[0, 19\]"):
+        build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, "model.aux_class_weights={20: 2.0}"))
+    with pytest.raises(ValueError, match="must be divisible by 64"):
+        build_recipe_from_config(_config(viton_shards, "cpvton_aux.tom", 1, "data.image_size=64x48"))
+    tom = _config(viton_shards, "cpvton_aux.tom", 1)
+    with pytest.raises(ConfigError, match="model.gmm: not set; TOM renders on the warps of a registered"):
+        pin_consumed_stages(tom, build_recipe_from_config(tom))
+
+
+def test_summary_shows_the_papers_parameter_counts(capsys):
+    from orchestrator.cli import main
+
+    assert main(["models", "summary", "cpvton_aux.gmm"]) == 0
+    out = capsys.readouterr().out  # 19,057,650 GMM + 2,752,628 head
+    assert "21,810,278 parameters" in out and "(auxiliary head 2,752,628)" in out
+    assert main(["models", "summary", "cpvton_aux.gmm", "model.aux=false"]) == 0
+    assert "19,057,650 parameters" in capsys.readouterr().out
+    assert main(["models", "summary", "cpvton_aux.tom", "model.aux=false"]) == 0
+    assert "21,349,252 parameters  in=25  out=[1, 4, 256, 192]" in capsys.readouterr().out
+    assert main(["models", "summary", "cpvton_aux.tom"]) == 0
+    out = capsys.readouterr().out
+    assert "31,548,248 parameters" in out and "(auxiliary head 10,198,996)" in out
+
+
+def test_the_shipped_configs_form_a_pipeline_gmm_then_tom(monkeypatch):
+    from orchestrator.jobs.pipeline import load_stages
+
+    monkeypatch.setenv("VTON_BUCKET", "my-bucket")
+    stages = load_stages(Path(__file__).resolve().parents[1] / "configs" / "cpvton_aux")
+    assert [(s.name, s.cfg.model.recipe, s.consumes) for s in stages] == [
+        ("gmm", "cpvton_aux.gmm", {}), ("tom", "cpvton_aux.tom", {"gmm": "cpvton_aux.gmm"})]
+    assert stages[1].needs() == {"model.gmm": "cpvton_aux.gmm"}
