@@ -108,3 +108,86 @@ def test_the_shipped_configs_form_a_pipeline_gmm_then_tom(monkeypatch):
     assert [(s.name, s.cfg.model.recipe, s.consumes) for s in stages] == [
         ("gmm", "cpvton_aux.gmm", {}), ("tom", "cpvton_aux.tom", {"gmm": "cpvton_aux.gmm"})]
     assert stages[1].needs() == {"model.gmm": "cpvton_aux.gmm"}
+
+
+# ------------------------------------------------------------------- through the stack and Ray Train
+
+
+@pytest.fixture(scope="module")
+def viton_s3(stack, viton_shards) -> str:
+    from shards.writer import build_shards
+
+    prefix = f"s3://{stack.bucket}/tests/cpvton-{__import__('uuid').uuid4().hex[:8]}"
+    for split in ("train", "test"):
+        build_shards("viton", viton_shards / "data", split, f"{prefix}/{split}", workers=1)
+    return prefix
+
+
+def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registered(viton_s3, tmp_path, capsys):
+    import shutil
+    import uuid
+
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    from orchestrator.cli import main
+
+    stages = tmp_path / "cpvton_aux"
+    stages.mkdir()
+    for stage in ("gmm", "tom"):
+        shutil.copy(Path(__file__).resolve().parents[1] / "configs" / "cpvton_aux" / f"{stage}.yaml", stages)
+    tag = uuid.uuid4().hex[:6]
+    overrides = [
+        f"data.manifest={viton_s3}/train/manifest.json", f"data.val_manifest={viton_s3}/test/manifest.json",
+        SIZE, "data.batch_size=2", "precision.mode=bf16", "train.grad_accum=2", "model.ngf=8", "train.lr.G=1e-3",
+        "train.schedule.G=constant", "train.eval_batches=2", "train.sample_every=0", "checkpoint.storage_path=s3://vton/checkpoints",
+        "tracking.experiment=vton-tests", "ray.num_workers=1", "ray.use_gpu=false", "gmm:train.steps=16",
+        "gmm:train.eval_every=16", "gmm:checkpoint.every_n_steps=16", "tom:train.steps=2", "tom:train.eval_every=2",
+        "tom:checkpoint.every_n_steps=2", "tom:loss.weights.vgg=0",
+        *(f"{s}:{k}" for s in ("gmm", "tom") for k in (f"name=cp-{s}-{tag}", f"tracking.model_name=vton-test-cp-{s}-{tag}")),
+    ]
+    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    gmm_uri = f"models:/vton-test-cp-gmm-{tag}/1"
+    assert "pipeline: gmm (cpvton_aux.gmm) -> tom (cpvton_aux.tom)" in out and f"==> tom: model.gmm = {gmm_uri}" in out
+    tom_info = get_model_info(f"models:/vton-test-cp-tom-{tag}/1")
+    assert tom_info.metadata["vton_config"]["model"]["gmm"] == gmm_uri  # TOM names the GMM it rendered on
+    history = MlflowClient().get_metric_history(get_model_info(gmm_uri).run_id, "val/l1")
+    assert [m.step for m in history] == [0, 16] and history[1].value < history[0].value  # held-out warp L1 falls
+    accuracy = MlflowClient().get_metric_history(get_model_info(gmm_uri).run_id, "val/aux_pixel_accuracy")
+    assert accuracy[-1].value > accuracy[0].value  # the auxiliary head learns too (bf16, accumulation 2)
+
+
+def test_import_cp_vton_registers_tom_on_the_imported_gmm_and_it_tries_on(stack, viton_shards, tmp_path, capsys):
+    import uuid
+
+    from mlflow.models import get_model_info
+
+    from orchestrator.cli import main
+    from vton_models.families.cpvton_aux.networks import official_tom_keys
+    from vton_models.families.cpvton_aux.recipes import CPVTONGMMRecipe, CPVTONTOMRecipe
+    from vton_models.recipe import RecipeContext
+
+    context = RecipeContext(image_size=(64, 64), model={"ngf": 8, "aux": False})
+    torch.manual_seed(0)
+    gmm_state = CPVTONGMMRecipe(context).build_networks()["G"].state_dict()  # CP-VTON's names at this size
+    ours_to_official = {v: k for k, v in official_tom_keys().items()}
+    tom_state = {ours_to_official[k]: v for k, v in CPVTONTOMRecipe(context).build_networks()["G"].state_dict().items()}
+    torch.save(gmm_state, tmp_path / "gmm_final.pth")
+    torch.save(tom_state, tmp_path / "tom_final.pth")
+    prefix = f"vton-test-cpvton-{uuid.uuid4().hex[:6]}"
+    code = main(["import", "cp-vton", "--gmm", str(tmp_path / "gmm_final.pth"), "--tom", str(tmp_path / "tom_final.pth"),
+                 "--register", "--name-prefix", prefix, "--set", "data.image_size=64x64", "--set", "model.ngf=8"])
+    assert code == 0, capsys.readouterr().err
+    tom_config = get_model_info(f"models:/{prefix}-tom@champion").metadata["vton_config"]
+    assert tom_config["model"]["gmm"] == f"models:/{prefix}-gmm/1" and tom_config["model"]["align_corners"] is True
+
+    test_dir = viton_shards / "data" / "test"
+    cloths = sorted((test_dir / "cloth").iterdir())[:2]
+    for i, cloth in enumerate(cloths):
+        assert main(["tryon", "--model", f"models:/{prefix}-tom@champion", "--person", str(test_dir),
+                     "--cloth", str(cloth), "--out", str(tmp_path / f"o{i}")]) == 0, capsys.readouterr().err
+    person = sorted((tmp_path / "o0").glob("*.png"))[0].name
+    import cv2
+
+    assert not (cv2.imread(str(tmp_path / "o0" / person)) == cv2.imread(str(tmp_path / "o1" / person))).all()

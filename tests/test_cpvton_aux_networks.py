@@ -117,3 +117,47 @@ def test_gmm_with_auxiliary_head_counts_and_warps_as_the_plain_gmm():
     assert all(p.grad is not None for p in small.extractionA.parameters())  # both encoders learn from it
     assert all(p.grad is not None for p in small.extractionB.parameters())
     assert all(p.grad is None for p in small.regression.parameters())
+
+
+# ------------------------------------------------------------------------------------ the importer
+
+
+def _cpvton_gmm_state(seed: int = 2) -> dict[str, torch.Tensor]:
+    """A state dict with exactly the names and shapes of CP-VTON's GMM(opt) at 256x192, grid 5."""
+    from vton_models.networks.gmm import GMM
+
+    torch.manual_seed(seed)
+    state = GMM(22, 3, (256, 192), (256, 192), 5, 64, tps_extent=1.0).state_dict()
+    # CP-VTON's own names, written out for the ends of both extractors and the regression:
+    assert tuple(state["extractionA.model.0.weight"].shape) == (64, 22, 4, 4)
+    assert tuple(state["extractionB.model.0.weight"].shape) == (64, 3, 4, 4)
+    assert tuple(state["regression.conv.0.weight"].shape) == (512, 192, 4, 4)
+    assert tuple(state["regression.linear.weight"].shape) == (50, 768)
+    return state
+
+
+def test_cpvton_checkpoints_load_strictly_with_fresh_auxiliary_heads(tmp_path):
+    from vton_models.families.cpvton_aux import importer
+
+    torch.manual_seed(3)
+    official_tom = _CPVTONUnet().state_dict()
+    torch.save(official_tom, tmp_path / "tom_final.pth")
+    tom = importer.load_official("tom", tmp_path / "tom_final.pth", TOMGenerator(aux_classes=20))
+    mapped = {importer.KEY_MAP["tom"][k]: v for k, v in official_tom.items()}
+    assert all(torch.equal(tom.state_dict()[k], v) for k, v in mapped.items())
+    gmm_state = _cpvton_gmm_state()
+    torch.save({"state_dict": gmm_state}, tmp_path / "gmm_final.pth")  # a wrapped checkpoint is unwrapped
+    gmm = importer.load_official("gmm", tmp_path / "gmm_final.pth")
+    assert all(torch.equal(gmm.state_dict()[k], v) for k, v in gmm_state.items())
+
+    truncated = dict(official_tom)
+    truncated.pop("model.model.1.model.3.model.1.weight")
+    with pytest.raises(importer.CheckpointMismatch, match=r"CP-VTON tom checkpoint .*missing keys \(1\): "
+                                                          r"\['downs.2.0.weight'\]"):
+        importer.load_official("tom", truncated)
+    renamed = {k.replace("regression.linear", "regression.fc"): v for k, v in gmm_state.items()}
+    with pytest.raises(importer.CheckpointMismatch) as err:
+        importer.load_official("gmm", renamed)
+    assert "regression.linear.weight" in str(err.value) and "regression.fc.weight" in str(err.value)
+    with pytest.raises(FileNotFoundError, match="CP-VTON gmm checkpoint not found"):
+        importer.load_official("gmm", tmp_path / "nope.pth")

@@ -19,9 +19,13 @@ from vton_models.representation.base import Representation
 class Family:
     """``importer``: a module with ``STAGE_FILES`` (stage -> what its released checkpoint is),
     ``SOURCE`` (where the weights come from), ``load_official(stage, path, network) -> network``
-    (checks every key and shape, then loads) and ``CheckpointMismatch``; None when the paper
+    (checks every key and shape, then loads) and ``CheckpointMismatch``; optionally
+    ``IMPORT_OVERRIDES`` (settings the release needs, e.g. CP-VTON's ``align_corners``) and
+    ``RELEASE_NAMES`` (what ``vton import`` also accepts, e.g. ``cp-vton``); None when the paper
     released no weights. An imported stage is registered with ``configs/<family>/<stage>.yaml``,
-    the options it was released with (``vton import --set`` for weights trained with others).
+    the options it was released with (``vton import --set`` for weights trained with others); a
+    stage that requires an earlier one (``Recipe.required_stages``) is wired to the version the same
+    import registered.
 
     ``chain``: for a multi-stage family, the inference-only recipe (also in ``recipes``) that runs
     its registered stages one after another on a new garment, as the paper's test code does; it is

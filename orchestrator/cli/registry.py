@@ -14,7 +14,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from vton_models.registry import importers
 
     families = importers()
-    family = args.family.replace("-", "_")
+    family = next((name for name, f in families.items() if args.family in getattr(f.importer, "RELEASE_NAMES", ())),
+                  args.family.replace("-", "_"))  # the release's own name (cp-vton) or the family's (cpvton-aux)
     if family not in families:
         raise UserError(f"vton import {args.family}: no released weights to import for that family; families with "
                         f"an importer: {', '.join(f.replace('_', '-') for f in families) or 'none'}")

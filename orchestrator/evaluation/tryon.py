@@ -29,7 +29,7 @@ from orchestrator.registry.models import load_registered
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 PARSE_DIRS = ("image-parse-v3", "image-parse")
-POSE_DIRS = ("openpose_json", "openpose-json")
+POSE_DIRS = ("openpose_json", "openpose-json", "pose")  # VITON-HD's, and CP-VTON's VITON layout
 POSE_IMG_DIRS = ("openpose_img", "openpose-img")
 
 
@@ -71,7 +71,7 @@ def collect_persons(person: Path, pose: Path | None, parse: Path | None,
     images_dir = person / "image"
     if not images_dir.is_dir():
         raise TryonError(f"--person {person}: a folder must use the VITON-HD layout (image/, openpose_json/, "
-                         "image-parse-v3/); no image/ folder found")
+                         "image-parse-v3/) or CP-VTON's (image/, pose/, image-parse/); no image/ folder found")
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     if not images:
         raise TryonError(f"--person {person}: {images_dir} holds no .jpg/.png images")

@@ -94,9 +94,12 @@ def check_stages(stages: Sequence[Stage], where=None) -> None:
     so that key is checked when its job starts."""
     from orchestrator.jobs.preflight import preflight
 
+    produced_here = {s.cfg.model.recipe for s in stages}
     for stage in stages:
+        pending = {key.removeprefix("model.") for key, recipe in stage.needs().items()
+                   if recipe in produced_here and not key.startswith("model.init.")}
         try:
-            preflight(stage.cfg, where)
+            preflight(stage.cfg, where, pending)
         except ConfigError as exc:
             raise ConfigError(f"stage '{stage.name}' ({stage.path}): {exc}") from None
 

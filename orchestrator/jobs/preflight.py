@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Collection
 
 from orchestrator.config import Config, ConfigError, validate_environment
 from orchestrator.jobs.capacity import Capacity
@@ -15,7 +16,7 @@ from orchestrator.jobs.capacity import Capacity
 log = logging.getLogger("vton.preflight")
 
 
-def preflight(cfg: Config, where: Capacity | int | None) -> None:
+def preflight(cfg: Config, where: Capacity | int | None, pending: Collection[str] = ()) -> None:
     """Checks that need the recipe registry and the data; raises ConfigError naming the culprit.
 
     ``where``: the capacity of where the run executes (``Capacity.of_ray_cluster()`` in a job's
@@ -40,7 +41,7 @@ def preflight(cfg: Config, where: Capacity | int | None) -> None:
     resolve_optimizers(cfg, recipe)  # per-network keys name networks of this recipe
     if cfg.strategy.name == "deepspeed":
         _check_deepspeed(cfg, recipe)
-    for key, uri in pin_consumed_stages(cfg, recipe).items():
+    for key, uri in pin_consumed_stages(cfg, recipe, pending).items():
         log.info("model.%s pinned to %s", key, uri)
     for network, uri in pin_initial_weights(cfg, recipe).items():
         log.info("model.init.%s pinned to %s", network, uri)

@@ -24,7 +24,10 @@ def stage_config(family: str, stage: str, overrides: Sequence[str] = (), name: s
     ``STAGE:KEY=VALUE`` for one (weights trained with other options, e.g. the official code run at
     512x384: ``data.image_size=512x384``)."""
     from orchestrator.config import load_config
+    from vton_models.registry import importers
 
+    importer = importers()[family].importer
+    overrides = [*getattr(importer, "IMPORT_OVERRIDES", ()), *overrides]  # the release's own settings first
     own = [o.partition(":")[2] for o in overrides if ":" in o.partition("=")[0] and o.partition(":")[0] == stage]
     common = [o for o in overrides if ":" not in o.partition("=")[0]]
     name = name or f"vton-{family}-{stage}"
@@ -68,11 +71,17 @@ def register_imported(family: str, nets: Mapping[str, nn.Module], sources: Mappi
 
     importer = importers()[family].importer
     name_prefix = name_prefix or f"vton-{family}"
-    registered = {}
-    for stage, net in nets.items():
-        name = f"{name_prefix}-{stage}"
+    registered: dict[str, str] = {}
+    produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this import
+    for stage in [s for s in importer.STAGE_FILES if s in nets]:
+        net, name = nets[stage], f"{name_prefix}-{stage}"
         cfg = stage_config(family, stage, overrides, name)
-        generator = build_recipe_from_config(cfg).generator_names()[0]
+        recipe = build_recipe_from_config(cfg)
+        for key in recipe.required_stages():  # e.g. CP-VTON's TOM renders on the GMM imported with it
+            if not cfg.model.options.get(key) and recipe.consumes[key] in produced:
+                cfg = stage_config(family, stage, [*overrides, f"{stage}:model.{key}={produced[recipe.consumes[key]]}"],
+                                   name)
+        generator = recipe.generator_names()[0]
         tracker = MlflowTracker(cfg, None)
         try:
             version = tracker.log_generator(net, cfg, {"imported_from": str(sources[stage]), "source": importer.SOURCE},
@@ -81,5 +90,5 @@ def register_imported(family: str, nets: Mapping[str, nn.Module], sources: Mappi
             tracker.close()
         assert version is not None, "tracking.register_model is off in the import config"
         MlflowClient().set_registered_model_alias(name, "champion", version)
-        registered[stage] = f"models:/{name}/{version}"
+        registered[stage] = produced[cfg.model.recipe] = f"models:/{name}/{version}"
     return registered

@@ -15,7 +15,7 @@ into the fresh networks before the strategy wraps them (a checkpoint resume then
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Collection, Mapping
 
 from torch import nn
 
@@ -35,13 +35,14 @@ def _stage_recipe_name(uri: str) -> str | None:
     return (meta.get("vton_config") or {}).get("model", {}).get("recipe")
 
 
-def pin_consumed_stages(cfg: Config, recipe: Recipe) -> dict[str, str]:
+def pin_consumed_stages(cfg: Config, recipe: Recipe, pending: Collection[str] = ()) -> dict[str, str]:
     """Resolve each consumed ``models:/`` URI to its version, check it is the right kind of model,
-    and write the pinned URI back into ``cfg.model.options``; returns the pinned URIs."""
+    and write the pinned URI back into ``cfg.model.options``; returns the pinned URIs. A required
+    stage left unset is an error unless its key is ``pending`` (a pipeline fills it before the job)."""
     from orchestrator.registry.models import ModelError, resolve_version
 
     for key, why in recipe.required_stages().items():
-        if not recipe.model_options.get(key):
+        if not recipe.model_options.get(key) and key not in pending:
             raise ConfigError(f"model.{key}: not set; {why} (model.{key}=models:/NAME@ALIAS)")
     pinned = {}
     for key, uri in consumed_stage_uris(recipe).items():
