@@ -55,7 +55,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from orchestrator.registry.chain import register_chain
 
     uri = register_chain(family, registered, name=args.name_prefix)
-    print(f"registered the try-on chain {uri} as models:/{args.name_prefix}@champion "
+    print(f"registered the try-on chain {uri} as models:/{uri.split('/')[1]}@champion "
           f"({' -> '.join(registered[s] for s in chain.chains)})")
     return 0
 
