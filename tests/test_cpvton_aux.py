@@ -76,8 +76,13 @@ def test_plain_cpvton_has_no_head_and_options_are_checked(viton_shards):
 
     plain = build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, "model.aux=false"))
     assert plain.build_networks()["G"].aux_decoder is None
-    with pytest.raises(ValueError, match=r"model.aux_class_weights: 20: 2.0 must be a label in \[0, 19\]"):
+    with pytest.raises(ValueError, match=r"model.aux_class_weights: 20: 2.0 must be a class index in \[0, 19\]"):
         build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, "model.aux_class_weights={20: 2.0}"))
+    with pytest.raises(ValueError, match=r"in \[0, 6\] of aux_classes=grouped7 \(0 background, 1 hair, 2 face"):
+        build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, "model.aux_classes=grouped7",
+                                         "model.aux_class_weights={7: 2.0}"))
+    with pytest.raises(ValueError, match="model.aux_skin_weight: expected a number > 0, got 0"):
+        build_recipe_from_config(_config(viton_shards, "cpvton_aux.tom", 1, "model.aux_skin_weight=0"))
     with pytest.raises(ValueError, match="must be divisible by 64"):
         build_recipe_from_config(_config(viton_shards, "cpvton_aux.tom", 1, "data.image_size=64x48"))
     tom = _config(viton_shards, "cpvton_aux.tom", 1)
@@ -98,6 +103,46 @@ def test_summary_shows_the_papers_parameter_counts(capsys):
     assert main(["models", "summary", "cpvton_aux.tom"]) == 0
     out = capsys.readouterr().out
     assert "31,548,248 parameters" in out and "(auxiliary head 10,198,996)" in out
+
+
+def test_auxiliary_classes_and_their_weights_are_options_and_move_the_loss(viton_shards):
+    from orchestrator.recipes import build_recipe_from_config
+
+    lip = build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1))
+    assert lip.class_weights.tolist() == [3.0] + [1.0] * 12 + [3.0] * 5 + [1.0] * 2  # background, face, arms, legs
+    grouped = build_recipe_from_config(_config(viton_shards, "cpvton_aux.tom", 1, "model.aux_classes=grouped7"))
+    assert grouped.build_networks()["G"](torch.zeros(1, 25, 64, 64))[1].shape == (1, 7, 64, 64)
+    parse = torch.tensor([[0, 2, 13, 5, 10, 12, 3, 14, 18]])  # background hair face upper jumpsuit skirt glove arm shoe
+    assert grouped.aux_target(parse).tolist() == [[0, 1, 2, 3, 3, 4, 5, 5, 6]]
+    assert grouped.class_weights.tolist() == [3.0, 1.0, 3.0, 1.0, 1.0, 3.0, 3.0]
+
+    # Background right, arms wrong: weighting skin up raises the loss, weighting background up lowers it.
+    parse = torch.tensor([[[0, 0, 14, 15]]])
+    logits = torch.zeros(1, 20, 1, 4)
+    logits[0, 0] = 4.0  # every pixel predicted background
+    def aux_ce(*overrides: str) -> float:
+        recipe = build_recipe_from_config(_config(viton_shards, "cpvton_aux.gmm", 1, *overrides))
+        return float(recipe.aux_terms(logits, {"parse": parse})["aux_ce"])
+    assert aux_ce("model.aux_skin_weight=5") > aux_ce() > aux_ce("model.aux_background_weight=5")
+    assert aux_ce("model.aux_class_weights.14=5") > aux_ce()  # one class, as a dotted override
+
+
+def test_the_sweep_space_example_is_valid_for_both_stages(monkeypatch):
+    from orchestrator.config import override_config
+    from orchestrator.recipes import build_recipe_from_config
+    from tune.space import SearchSpace
+
+    monkeypatch.setenv("VTON_BUCKET", "my-bucket")
+    configs = Path(__file__).resolve().parents[1] / "configs" / "cpvton_aux"
+    space = SearchSpace.from_file(configs / "sweeps" / "aux_weights.yaml")
+    assert set(space.params) == {"loss.weights.aux_ce", "model.aux_background_weight", "model.aux_skin_weight"}
+    for stage in ("gmm", "tom"):
+        cfg = load_config(configs / f"{stage}.yaml", [])
+        space.validate(cfg)  # every probe builds the recipe
+        trial = build_recipe_from_config(override_config(cfg, space.overrides(
+            {"loss.weights.aux_ce": 0.5, "model.aux_background_weight": 1.5, "model.aux_skin_weight": 4.5})))
+        assert trial.loss_weights["aux_ce"] == 0.5
+        assert trial.class_weights[0] == 1.5 and trial.class_weights[14] == 4.5 and trial.class_weights[5] == 1.0
 
 
 def test_the_shipped_configs_form_a_pipeline_gmm_then_tom(monkeypatch):
@@ -158,7 +203,9 @@ def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registe
     assert accuracy[-1].value > accuracy[0].value  # the auxiliary head learns too (bf16, accumulation 2)
 
 
-def test_import_cp_vton_registers_tom_on_the_imported_gmm_and_it_tries_on(stack, viton_shards, tmp_path, capsys):
+def test_import_cp_vton_registers_tom_on_the_imported_gmm_it_tries_on_and_evaluates(stack, viton_shards,
+                                                                                     metric_torch_home, tmp_path, capsys):
+    import json
     import uuid
 
     from mlflow.models import get_model_info
@@ -191,3 +238,16 @@ def test_import_cp_vton_registers_tom_on_the_imported_gmm_and_it_tries_on(stack,
     import cv2
 
     assert not (cv2.imread(str(tmp_path / "o0" / person)) == cv2.imread(str(tmp_path / "o1" / person))).all()
+
+    # The paper's metrics on paired test data, through the pinned protocol (TOM warps with the GMM it names).
+    code = main(["eval", "--model", f"models:/{prefix}-tom@champion", "--data",
+                 f"file://{viton_shards}/shards/test/manifest.json", "--workers", "1", "--fid-dims", "64",
+                 "--out", str(tmp_path / "eval.json")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    result = json.loads((tmp_path / "eval.json").read_text())
+    metrics = result["metrics"]
+    assert result["pairs"] == "paired" and metrics["images"] == len(list((test_dir / "image").iterdir()))
+    for key in ("fid", "ssim", "ms_ssim", "psnr"):
+        assert metrics[key] == metrics[key] and f"  {key} " in printed.out, key  # present, not NaN, shown
+    assert 0 < metrics["ssim"] < 1 and metrics["psnr"] > 0 and metrics["fid"] > 0

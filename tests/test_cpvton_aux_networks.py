@@ -119,6 +119,107 @@ def test_gmm_with_auxiliary_head_counts_and_warps_as_the_plain_gmm():
     assert all(p.grad is None for p in small.regression.parameters())
 
 
+# ------------------------------------------- CP-VTON's GMM, written from its networks.py, on our weights
+
+
+def _cpvton_extractor(input_nc: int, ngf: int = 64) -> nn.Sequential:
+    """CP-VTON's FeatureExtraction(n_layers=3): conv4x4/2, ReLU, BN; widths doubling to 512; two 3x3 at 512."""
+    layers: list[nn.Module] = [nn.Conv2d(input_nc, ngf, 4, 2, 1), nn.ReLU(True), nn.BatchNorm2d(ngf)]
+    for i in range(3):
+        in_nc, out_nc = min(2 ** i * ngf, 512), min(2 ** (i + 1) * ngf, 512)
+        layers += [nn.Conv2d(in_nc, out_nc, 4, 2, 1), nn.ReLU(True), nn.BatchNorm2d(out_nc)]
+    layers += [nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(True), nn.BatchNorm2d(512), nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(True)]
+    return nn.Sequential(*layers)
+
+
+class _CPVTONGMM(nn.Module):
+    """CP-VTON's GMM forward at 256x192, grid 5: its L2 norm (eps inside the root), its correlation
+    (A transposed to (w, h) order), its regression, and its TPS evaluated in float64 numpy by solving
+    the spline system at each output pixel of ``linspace(-1, 1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extractionA, self.extractionB = nn.Module(), nn.Module()
+        self.extractionA.model, self.extractionB.model = _cpvton_extractor(22), _cpvton_extractor(3)
+        self.regression = nn.Module()
+        self.regression.conv = nn.Sequential(
+            nn.Conv2d(192, 512, 4, 2, 1), nn.BatchNorm2d(512), nn.ReLU(True), nn.Conv2d(512, 256, 4, 2, 1),
+            nn.BatchNorm2d(256), nn.ReLU(True), nn.Conv2d(256, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(True),
+            nn.Conv2d(128, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(True))
+        self.regression.linear = nn.Linear(64 * 4 * 3, 50)
+
+    @staticmethod
+    def _l2norm(f):
+        return f / torch.pow(torch.sum(f ** 2, 1) + 1e-6, 0.5).unsqueeze(1).expand_as(f)
+
+    def forward(self, a, b):
+        fa, fb = self._l2norm(self.extractionA.model(a)), self._l2norm(self.extractionB.model(b))
+        n, c, h, w = fa.shape
+        mul = torch.bmm(fb.view(n, c, h * w).transpose(1, 2), fa.transpose(2, 3).contiguous().view(n, c, h * w))
+        corr = mul.view(n, h, w, h * w).transpose(2, 3).transpose(1, 2)
+        x = self.regression.conv(corr)
+        theta = torch.tanh(self.regression.linear(x.reshape(n, -1)))  # (its .view, on a non-contiguous conv output today)
+        return theta, self._tps(theta.double().numpy(), 256, 192)
+
+    @staticmethod
+    def _tps(theta, out_h, out_w, grid=5):
+        import numpy as np
+
+        axis = np.linspace(-1, 1, grid)
+        p_y, p_x = np.meshgrid(axis, axis)  # CP-VTON's order: x varies slowest
+        p_x, p_y = p_x.reshape(-1), p_y.reshape(-1)
+        k = grid * grid
+
+        def u(d2):
+            d2 = np.where(d2 == 0, 1.0, d2)
+            return d2 * np.log(d2)
+
+        L = np.zeros((k + 3, k + 3))
+        L[:k, :k] = u((p_x[:, None] - p_x[None]) ** 2 + (p_y[:, None] - p_y[None]) ** 2)
+        L[:k, k] = L[k, :k] = 1
+        L[:k, k + 1], L[k + 1, :k], L[:k, k + 2], L[k + 2, :k] = p_x, p_x, p_y, p_y
+        gx, gy = np.meshgrid(np.linspace(-1, 1, out_w), np.linspace(-1, 1, out_h))
+        phi_u = u((gx[..., None] - p_x) ** 2 + (gy[..., None] - p_y) ** 2)  # (H, W, k)
+        out = []
+        for t in theta:
+            coords = []
+            for q in (t[:k] + p_x, t[k:] + p_y):
+                sol = np.linalg.solve(L, np.concatenate([q, np.zeros(3)]))
+                w_, a_ = sol[:k], sol[k:]
+                coords.append(a_[0] + a_[1] * gx + a_[2] * gy + phi_u @ w_)
+            out.append(np.stack(coords, -1))
+        return torch.from_numpy(np.stack(out))
+
+
+def test_cpvton_gmm_weights_give_cpvtons_theta_grid_and_warp():
+    import torch.nn.functional as F
+
+    from vton_models.families.cpvton_aux import importer
+    from vton_models.families.cpvton_aux.recipes import CPVTONGMMRecipe
+    from vton_models.recipe import RecipeContext
+
+    torch.manual_seed(4)
+    reference = _CPVTONGMM().eval()
+    for module in reference.modules():  # non-trivial BN statistics, so running stats matter
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    recipe = CPVTONGMMRecipe(RecipeContext(image_size=(256, 192), model={"align_corners": True}))
+    ours = importer.load_official("gmm", reference.state_dict(), recipe.build_networks()["G"]).eval()
+
+    agnostic, cloth = torch.randn(2, 22, 256, 192), torch.rand(2, 3, 256, 192) * 2 - 1
+    with torch.no_grad():
+        theta_ref, grid_ref = reference(agnostic, cloth)
+        theta, warped, _, _ = recipe.warp(ours, {"agnostic": agnostic, "cloth": cloth,
+                                                 "cloth_mask": torch.ones(2, 1, 256, 192)})
+    assert theta_ref.abs().max() > 0.05  # a warp that is not the identity
+    torch.testing.assert_close(theta, theta_ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.gridGen(theta_ref, (256, 192)).double(), grid_ref, atol=1e-5, rtol=0)
+    # CP-VTON samples with PyTorch < 1.3's grid_sample, i.e. align_corners=True, border padding for the cloth.
+    warped_ref = F.grid_sample(cloth, grid_ref.float(), padding_mode="border", align_corners=True)
+    torch.testing.assert_close(warped, warped_ref, atol=1e-4, rtol=0)
+
+
 # ------------------------------------------------------------------------------------ the importer
 
 

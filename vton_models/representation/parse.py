@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-NUM_LIP_LABELS = 20
+#: The LIP parser's labels (JPPNet / SCHP), what the try-on datasets' parse maps hold.
+LIP_LABELS: tuple[str, ...] = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat", "socks", "pants",
+    "jumpsuits", "scarf", "skirt", "face", "left_arm", "right_arm", "left_leg", "right_leg", "left_shoe", "right_shoe",
+)
+NUM_LIP_LABELS = len(LIP_LABELS)
 
 #: Seed paper 000 (eq. 9): the garment region is upper-clothes (5) and coat (7) only; arms, neck
 #: and dress are kept, so the person's skin and identity stay visible.

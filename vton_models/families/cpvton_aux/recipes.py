@@ -23,6 +23,7 @@ constant then 100k of linear decay to zero.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -36,15 +37,50 @@ from vton_models.metrics.parse import parse_scores
 from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
 from vton_models.representation.cpvton import CPVTON
-from vton_models.representation.parse import NUM_LIP_LABELS
+from vton_models.representation.parse import LIP_LABELS, NUM_LIP_LABELS, label_lut
 
 Tensor = torch.Tensor
 
 #: CP-VTON's train.py: Adam 1e-4, betas (0.5, 0.999), keep 100k steps then decay linearly over 100k.
 CPVTON_OPTIMIZER = OptimizerSpec(lr=1e-4, betas=(0.5, 0.999), schedule="linear_decay(100000,100000)")
-#: Our choice (the paper: "skin and background weighted up"): LIP background and skin labels.
-DEFAULT_CLASS_WEIGHTS: dict[int, float] = {0: 3.0, 13: 3.0, 14: 3.0, 15: 3.0, 16: 3.0, 17: 3.0}
-AUX_CLASSES = {"lip20": NUM_LIP_LABELS}
+
+
+@dataclass(frozen=True)
+class AuxClassSet:
+    """What the auxiliary head predicts: groups of LIP labels, and which groups are skin.
+
+    The paper weights "skin and background" up in its cross-entropy (no numbers); which classes are
+    skin depends on the label set, so the weights are given per role (``aux_background_weight``,
+    ``aux_skin_weight``: scalars, so sweeps can draw them) and then per label (``aux_class_weights``).
+    """
+
+    groups: tuple[tuple[str, tuple[int, ...]], ...]
+    skin: tuple[str, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.groups)
+
+    def lookup(self) -> Tensor:
+        """LIP label -> class index, as an int64 table to index a parse map with."""
+        return torch.from_numpy(label_lut(self.groups, NUM_LIP_LABELS).astype("int64"))
+
+
+#: The LIP parser's 20 labels as they are (the paper's pseudo ground truth); skin: face, arms, legs.
+LIP20 = AuxClassSet(tuple((name, (label,)) for label, name in enumerate(LIP_LABELS)),
+                    ("face", "left_arm", "right_arm", "left_leg", "right_leg"))
+#: Our coarser choice for small data: 7 body regions (the try-on cares about garment/skin bounds, not
+#: left vs right shoe). Gloves go with the arms, socks and shoes with the legs, sunglasses with the face,
+#: jumpsuit and scarf with the upper garment.
+GROUPED7 = AuxClassSet(
+    (("background", (0,)), ("hair", (1, 2)), ("face", (4, 13)), ("upper", (5, 6, 7, 10, 11)),
+     ("lower", (9, 12)), ("arms", (3, 14, 15)), ("legs", (8, 16, 17, 18, 19))),
+    ("face", "arms", "legs"))
+AUX_CLASSES: dict[str, AuxClassSet] = {"lip20": LIP20, "grouped7": GROUPED7}
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 def _check_positive_int(opts: Mapping[str, Any], key: str) -> None:
@@ -63,8 +99,11 @@ class _CPVTONRecipe(Recipe):
     _common_options: ClassVar[dict[str, Any]] = {
         "ngf": 64,
         "aux": True,                    # the auxiliary segmentation head (false: plain CP-VTON)
-        "aux_classes": "lip20",         # what the head predicts (the LIP parser's 20 labels)
-        "aux_class_weights": dict(DEFAULT_CLASS_WEIGHTS),  # {label: weight}; the rest weigh 1.0
+        "aux_classes": "lip20",         # what the head predicts: lip20 (the LIP parser's labels) | grouped7
+        # Cross-entropy class weights (our choice: the paper weights skin and background up, no numbers):
+        "aux_background_weight": 3.0,   # class 0
+        "aux_skin_weight": 3.0,         # the set's skin classes (face, arms, legs)
+        "aux_class_weights": {},        # {class index: weight}, over the two above; the rest weigh 1.0
         "align_corners": False,         # grid sampling; true reproduces CP-VTON's (PyTorch < 1.3) warps
     }
 
@@ -77,32 +116,47 @@ class _CPVTONRecipe(Recipe):
                 raise ValueError(f"model.{key}: expected true or false, got {opts[key]!r}")
         if opts["aux_classes"] not in AUX_CLASSES:
             raise ValueError(f"model.aux_classes: {opts['aux_classes']!r} is not one of {sorted(AUX_CLASSES)}")
-        self.num_aux = AUX_CLASSES[opts["aux_classes"]] if opts["aux"] else 0
-        self.class_weights = self._class_weights(opts["aux_class_weights"])
+        self.aux_classes = AUX_CLASSES[opts["aux_classes"]]
+        self.num_aux = len(self.aux_classes.groups) if opts["aux"] else 0
+        self.aux_lookup = self.aux_classes.lookup()
+        self.class_weights = self._class_weights()
 
-    def _class_weights(self, given: Any) -> Tensor:
+    def _class_weights(self) -> Tensor:
+        opts, names = self.model_options, self.aux_classes.names
+        weights = torch.ones(len(names))
+        for key in ("aux_background_weight", "aux_skin_weight"):
+            if not _is_positive_number(opts[key]):
+                raise ValueError(f"model.{key}: expected a number > 0, got {opts[key]!r}")
+        weights[0] = float(opts["aux_background_weight"])
+        weights[[names.index(n) for n in self.aux_classes.skin]] = float(opts["aux_skin_weight"])
+        given = opts["aux_class_weights"]
         if not isinstance(given, Mapping):
-            raise ValueError(f"model.aux_class_weights: expected {{label: weight}}, got {given!r}")
-        weights = torch.ones(AUX_CLASSES[self.model_options["aux_classes"]])
+            raise ValueError(f"model.aux_class_weights: expected {{class index: weight}}, got {given!r}")
         for label, weight in given.items():
-            index = int(label)
-            if not 0 <= index < len(weights) or isinstance(weight, bool) or not isinstance(weight, (int, float)) \
-                    or weight <= 0:
-                raise ValueError(f"model.aux_class_weights: {label}: {weight!r} must be a label in "
-                                 f"[0, {len(weights) - 1}] with a weight > 0")
+            index = int(label) if str(label).lstrip("-").isdigit() else -1
+            if not 0 <= index < len(weights) or not _is_positive_number(weight):
+                raise ValueError(f"model.aux_class_weights: {label}: {weight!r} must be a class index in "
+                                 f"[0, {len(weights) - 1}] of aux_classes={opts['aux_classes']} "
+                                 f"({', '.join(f'{i} {n}' for i, n in enumerate(names))}) with a weight > 0")
             weights[index] = float(weight)
         return weights
+
+    def aux_target(self, parse: Tensor) -> Tensor:
+        """The person's LIP parse as the head's classes."""
+        return self.aux_lookup.to(parse.device)[parse]
 
     def _fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return {**self.checked_fields(batch), "parse": batch["parse"]}
 
     def aux_terms(self, logits: Tensor | None, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {} if logits is None else {"aux_ce": weighted_cross_entropy(logits, inputs["parse"], self.class_weights)}
+        if logits is None:
+            return {}
+        return {"aux_ce": weighted_cross_entropy(logits, self.aux_target(inputs["parse"]), self.class_weights)}
 
     def aux_scores(self, logits: Tensor | None, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         if logits is None:
             return {}
-        scores = parse_scores(logits.argmax(1), inputs["parse"], self.num_aux)
+        scores = parse_scores(logits.argmax(1), self.aux_target(inputs["parse"]), self.num_aux)
         return {f"aux_{name}": value for name, value in scores.items()}
 
 
