@@ -45,6 +45,9 @@ class DataConfig:
     loader_workers: int = 1  # DataLoader processes per training worker
     shuffle_buffer: int = 256
     augment: bool = True
+    # shards.transforms.AugmentConfig fields over its defaults, e.g. {hflip_p: 0.5, swap_p: 0.5}
+    # (swap_p: a two-person sample's source and target exchanged, as multi-pose training does).
+    augment_options: dict[str, Any] = field(default_factory=dict)
     representation: str = ""  # loader-side builder; "" = the recipe's own
     # Where the float input tensors are built: "loader" (numpy in the loader workers), "consumer"
     # (workers ship uint8 images + keypoints, the training process expands them on its device),
@@ -493,6 +496,12 @@ def validate_config(cfg: Config) -> None:
     for key, ok, allowed in checks:
         if not ok:
             raise ConfigError(f"{key}: got {_lookup(cfg, key)!r}; must be {allowed}")
+    try:
+        from shards.transforms import AugmentConfig
+
+        AugmentConfig.from_options(cfg.data.augment_options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data.augment_options: {exc}") from None
     for term, weight in cfg.loss.weights.items():
         if weight < 0:
             raise ConfigError(f"loss.weights.{term}: got {weight!r}; must be >= 0")

@@ -10,20 +10,14 @@ import torch
 
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import ConfigError, load_config
+from plugins.data import local_shards
 
 SIZE = "data.image_size=64x64"  # TOM's six downsamplings need multiples of 64
 
 
 @pytest.fixture(scope="module")
 def viton_shards(tmp_path_factory) -> Path:
-    from shards.synthetic import synthesize_layout
-    from shards.writer import build_shards
-
-    root = tmp_path_factory.mktemp("cpvton")
-    synthesize_layout("viton", root / "data", n=64, size=(64, 64), seed=6)
-    for split in ("train", "test"):
-        build_shards("viton", root / "data", split, f"file://{root}/shards/{split}", workers=1)
-    return root
+    return local_shards(tmp_path_factory.mktemp("cpvton"), 64, (64, 64), 6, layout="viton")
 
 
 def _config(root: Path, recipe: str, steps: int, *overrides: str):

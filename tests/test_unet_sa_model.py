@@ -249,7 +249,7 @@ def test_g_losses_are_finite_and_train_only_g() -> None:
     nets["D"].requires_grad_(False)  # what the loop does before the G phase
     terms, fake = recipe.g_losses(nets, recipe.inputs(make_batch()))
     assert set(terms) == {"adv", "l1", "fm"}  # vgg weight 0 -> VGG never built
-    assert recipe.perceptual._vgg is None
+    assert recipe.perceptual.network is None
     assert fake.shape == (2, 3, 64, 48)
     assert all(t.dim() == 0 and torch.isfinite(t) for t in terms.values())
     recipe.weighted_sum(terms).backward()
@@ -301,7 +301,7 @@ def test_vgg_term_uses_a_frozen_lazily_built_vgg(torch_home) -> None:  # noqa: F
     nets["D"].requires_grad_(False)
     terms, _ = recipe.g_losses(nets, recipe.inputs(make_batch(b=1)))
     assert torch.isfinite(terms["vgg"]) and terms["vgg"] > 0
-    vgg = recipe.perceptual._vgg
+    vgg = recipe.perceptual.network
     assert vgg is not None and not any(p.requires_grad for p in vgg.parameters())
     assert vgg.layer_weights == [1.0] * 5  # the paper's Eq. 25
     vgg_ids = {id(p) for p in vgg.parameters()}

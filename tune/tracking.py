@@ -103,15 +103,18 @@ class SweepRun:
         client.log_text(run_id, summary_csv(summary), "sweep/trials.csv")
         if plot_png:
             _log_bytes(client, run_id, plot_png, "sweep/trials.png")
-        self._close_children()
+        self._close_children({t.trial_id: t.status for t in summary.trials})
         client.set_terminated(run_id, status)
 
-    def _close_children(self) -> None:
+    def _close_children(self, trial_status: Mapping[str, str]) -> None:
         """Trials a scheduler stopped (ASHA) or a pause cut short leave their run RUNNING: the
-        Train worker was killed, not finished. Mark them KILLED so the UI tells them apart."""
+        Train worker was killed, not finished. Mark them KILLED so the UI tells them apart. A trial
+        that trained to the end but whose worker had not closed its run yet when Tune moved on (it
+        reported, registered, then was torn down) is FINISHED: its result is complete."""
         for run in self.children():
             if run.info.status == "RUNNING":
-                self.client.set_terminated(run.info.run_id, "KILLED")
+                completed = trial_status.get(run.data.tags.get("vton.trial_id", "")) == "completed"
+                self.client.set_terminated(run.info.run_id, "FINISHED" if completed else "KILLED")
 
     def children(self) -> list:
         return self.client.search_runs([self.experiment_id],

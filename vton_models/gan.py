@@ -11,7 +11,7 @@ trainable one, and a stage whose ``vgg`` weight is 0 never needs the weight file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -58,16 +58,31 @@ class ConditionalGAN:
         return adv, feature_matching_loss(real_feats, fake_feats)
 
 
-class LazyPerceptual:
-    """A ``VGGPerceptualLoss`` built on first use and kept on the device it was last asked for."""
+class LazyLossNetwork:
+    """A frozen loss network (VGG) built on first use and kept on the device of the images it was
+    last given: a stage whose term weighs 0 never loads the weight file, and a recipe built on the
+    driver holds no network."""
+
+    def __init__(self, build: Callable[[], nn.Module]) -> None:
+        self._build = build
+        self._net: nn.Module | None = None
+
+    @property
+    def network(self) -> nn.Module | None:
+        """The loss network, or None while it has not been needed."""
+        return self._net
+
+    def __call__(self, fake: Tensor, real: Tensor):
+        if self._net is None:
+            self._net = self._build()
+        if self._net.mean.device != fake.device:
+            self._net = self._net.to(fake.device)
+        return self._net(fake, real)
+
+
+class LazyPerceptual(LazyLossNetwork):
+    """A ``VGGPerceptualLoss`` (relu1_1..relu5_1, weighted), built on first use."""
 
     def __init__(self, layer_weights: Sequence[float] = PIX2PIXHD_VGG_WEIGHTS) -> None:
         self.layer_weights = tuple(float(w) for w in layer_weights)
-        self._vgg: VGGPerceptualLoss | None = None
-
-    def __call__(self, fake: Tensor, real: Tensor) -> Tensor:
-        if self._vgg is None:
-            self._vgg = VGGPerceptualLoss(layer_weights=self.layer_weights)
-        if self._vgg.mean.device != fake.device:
-            self._vgg = self._vgg.to(fake.device)
-        return self._vgg(fake, real)
+        super().__init__(lambda: VGGPerceptualLoss(layer_weights=self.layer_weights))

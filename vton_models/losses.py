@@ -78,6 +78,26 @@ def l1_loss(generated: Tensor, target: Tensor) -> Tensor:
     return F.l1_loss(generated, target)
 
 
+def smooth_l1_loss(generated: Tensor, target: Tensor, beta: float = 1.0) -> Tensor:
+    """Huber-like pixel error (seed 002's ``L_pixel``): quadratic below ``beta``, so on [-1, 1] images
+    it is about 0.5 e^2, roughly 8x smaller than L1 at typical errors (pix2pix's weight 100 offsets it)."""
+    return F.smooth_l1_loss(generated.float(), target.float(), beta=beta)
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, C, C): ``F F^T / (H W)`` (Johnson et al.'s style statistics)."""
+    b, c, h, w = features.shape
+    flat = features.float().reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def total_variation(mask: Tensor) -> Tensor:
+    """Mean squared horizontal plus vertical difference: ``||grad M||_2`` as a mean square (seed 002's
+    attention smoothness term); zero exactly for a constant map."""
+    m = mask.float()
+    return (m[..., 1:, :] - m[..., :-1, :]).pow(2).mean() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).mean()
+
+
 def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weights: Tensor) -> Tensor:
     """Per-pixel cross-entropy with a weight per class, normalised by the weights of the pixels' true
     classes (``F.cross_entropy(weight=...)``): seed 003 weights background and skin up so the
@@ -154,6 +174,8 @@ def gradient_penalty(
     return ((norms - 1.0) ** 2).mean()
 
 
+#: VGG19 ``features`` length up to and including each named ReLU (``features[:n]`` ends at it).
+VGG19_LAYERS = {"relu1_1": 2, "relu1_2": 4, "relu2_1": 7, "relu2_2": 9, "relu3_1": 12, "relu4_1": 21, "relu5_1": 30}
 #: VGG19 ``features`` index ranges ending at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
 _VGG19_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 #: pix2pixHD's layer weights: deeper layers count more, relu1_1 least.
@@ -224,3 +246,37 @@ class VGGPerceptualLoss(nn.Module):
             if weight:
                 loss = loss + weight * F.l1_loss(x.float(), y_feat.float())
         return loss
+
+
+class VGGFeatureStyleLoss(nn.Module):
+    """``(feat, style)``: L1 between one VGG19 layer's activations of two [-1, 1] images, and L1
+    between their Gram matrices (seed 002: relu1_2, "conv1_2"). One pass per image serves both
+    terms. ImageNet-normalised, frozen, weights from ``vton_models.weights`` (refused when missing),
+    the target's features without a graph, as ``VGGPerceptualLoss``."""
+
+    def __init__(self, layer: str = "relu1_2", features: nn.Module | None = None) -> None:
+        super().__init__()
+        if layer not in VGG19_LAYERS:
+            raise ValueError(f"VGGFeatureStyleLoss: unknown layer {layer!r}; allowed: {list(VGG19_LAYERS)}")
+        if features is None:
+            from vton_models.weights import load_vgg19_features
+
+            features = load_vgg19_features()
+        self.layer = layer
+        self.features = nn.Sequential(*list(features.children())[:VGG19_LAYERS[layer]])
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> VGGFeatureStyleLoss:
+        return super().train(False)  # a loss network never trains
+
+    def forward(self, generated: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        if generated.shape != target.shape or generated.shape[1] != 3:
+            raise ValueError(f"VGGFeatureStyleLoss: expects two (B, 3, H, W) images, got {tuple(generated.shape)} "
+                             f"and {tuple(target.shape)}")
+        x = self.features(((generated + 1.0) / 2.0 - self.mean) / self.std).float()
+        with torch.no_grad():
+            y = self.features(((target + 1.0) / 2.0 - self.mean) / self.std).float()
+        return F.l1_loss(x, y), F.l1_loss(gram_matrix(x), gram_matrix(y))

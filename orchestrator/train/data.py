@@ -35,6 +35,7 @@ def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool, devi
         loader_workers=cfg.data.loader_workers if train else 0,
         shuffle_buffer=cfg.data.shuffle_buffer if train else 1,
         augment=cfg.data.augment and train,
+        augment_options=dict(cfg.data.augment_options),
         seed=cfg.train.seed if train else 0,
         max_bad_fraction=cfg.data.max_bad_fraction,
     )

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def local_shards(root: Path, n: int, size: tuple[int, int], seed: int) -> Path:
-    """A synthetic VITON-HD set under ``root/data``, sharded to ``root/shards/{train,test}`` (file://)."""
-    from shards.synthetic import synthesize
+def local_shards(root: Path, n: int, size: tuple[int, int], seed: int, layout: str = "viton_hd",
+                 synthetic: str | None = None) -> Path:
+    """A synthetic set under ``root/data`` (drawn as ``synthetic``, default ``layout``; "mpv" for
+    ``mpv_triplets``), read as ``layout`` and sharded to ``root/shards/{train,test}`` (file://)."""
+    from shards.synthetic import synthesize_layout
     from shards.writer import build_shards
 
-    synthesize(root / "data", n=n, size=size, seed=seed)
+    synthesize_layout(synthetic or layout, root / "data", n=n, size=size, seed=seed)
     for split in ("train", "test"):
-        build_shards("viton_hd", root / "data", split, f"file://{root}/shards/{split}", workers=1)
+        build_shards(layout, root / "data", split, f"file://{root}/shards/{split}", workers=1)
     return root
 
 

@@ -3,17 +3,10 @@ features (``GMMAux``), and CP-VTON's try-on module (TOM) as an explicit U-Net en
 plus the auxiliary segmentation decoder that shares the encoder (``TOMGenerator``).
 
 CP-VTON builds ``UnetGenerator(25, 4, num_downs=6, ngf=64, norm_layer=InstanceNorm2d)`` from nested
-skip blocks; the same layers are written out here so that a second decoder can read the encoder's
-features (the paper: "pass the features from the encoder through another decoder"). What the
-nesting does implicitly is kept exactly:
-
-- every down step but the first is LeakyReLU(0.2) -> conv 4x4/2 (bias, since the norm is instance
-  norm) -> IN (none at the innermost); every up step is ReLU -> bilinear x2 -> conv 3x3 -> IN,
-  including the outermost, so the 4 output channels pass through IN before ``tanh`` / ``sigmoid``;
-- the LeakyReLU is applied *in place* to each block's input in CP-VTON, so the skip a decoder level
-  concatenates is LeakyReLU(encoder feature), not the feature itself.
-
-With CP-VTON's weights (``official_tom_keys`` maps its state-dict names to ours) the main output
+skip blocks; ``vton_models/networks/unet.py`` writes the same layers out (shared with seed 002's
+parse net) so that a second decoder can read the encoder's features (the paper: "pass the features
+from the encoder through another decoder"). The 4 output channels pass through IN before ``tanh``
+/ ``sigmoid``, as in CP-VTON. With CP-VTON's weights (``official_tom_keys`` maps its state-dict names to ours) the main output
 equals CP-VTON's network (tests/test_cpvton_aux_networks.py).
 
 The auxiliary decoder is a choice (the paper gives no design): the main decoder's shape, encoder
@@ -26,94 +19,21 @@ channels at 256x192); its head adds 2,752,628 (20 classes) or 2,748,871 (7).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vton_models.networks.gmm import GMM
+from vton_models.networks.unet import NUM_DOWNS, CPVTONUNet
 
 TOM_INPUT_CHANNELS = 25  # cpvton agnostic (22) + warped cloth (3)
 TOM_OUTPUT_CHANNELS = 4  # rendered person (3) + composition mask (1)
-NUM_DOWNS = 6
 
 
-def _widths(ngf: int) -> list[int]:
-    """Encoder output widths, outermost first: ngf, 2ngf, 4ngf, 8ngf, then 8ngf to the innermost."""
-    return [ngf * min(2 ** i, 8) for i in range(NUM_DOWNS)]
-
-
-class _Up(nn.Sequential):
-    """ReLU -> bilinear x2 -> conv 3x3 (-> IN unless ``logits``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, logits: bool = False) -> None:
-        layers: list[nn.Module] = [nn.ReLU(), nn.Upsample(scale_factor=2, mode="bilinear"),
-                                   nn.Conv2d(in_channels, out_channels, 3, 1, 1)]
-        if not logits:
-            layers.append(nn.InstanceNorm2d(out_channels))
-        super().__init__(*layers)
-
-
-class UNetDecoder(nn.Module):
-    """Innermost first: level k upsamples and, unless it is the last, concatenates the skip of
-    encoder level ``NUM_DOWNS - 2 - k``."""
-
-    def __init__(self, ngf: int, out_channels: int, skips: bool = True, logits: bool = False) -> None:
-        super().__init__()
-        widths = _widths(ngf)
-        self.skips = skips
-        ups = []
-        for level in range(NUM_DOWNS):  # level 0 is innermost
-            depth = NUM_DOWNS - 1 - level  # encoder index whose output this level receives
-            in_ch = widths[depth] if level == 0 or not skips else 2 * widths[depth]
-            out_ch = out_channels if depth == 0 else widths[depth - 1]
-            ups.append(_Up(in_ch, out_ch, logits=logits and depth == 0))
-        self.ups = nn.ModuleList(ups)
-
-    def forward(self, bottleneck: Tensor, skips: list[Tensor]) -> Tensor:
-        x = bottleneck
-        for level, up in enumerate(self.ups):
-            x = up(x)
-            depth = NUM_DOWNS - 2 - level
-            if depth >= 0 and self.skips:
-                x = torch.cat([skips[depth], x], 1)
-        return x
-
-
-class TOMGenerator(nn.Module):
-    """``x`` (B, 25, H, W) -> ``(out (B, 4, H, W), aux logits or None)``; H and W divisible by 64."""
+class TOMGenerator(CPVTONUNet):
+    """CP-VTON's TOM: ``x`` (B, 25, H, W) -> ``(out (B, 4, H, W), aux logits or None)``."""
 
     def __init__(self, input_channels: int = TOM_INPUT_CHANNELS, output_channels: int = TOM_OUTPUT_CHANNELS,
                  ngf: int = 64, aux_classes: int = 0, aux_skips: bool = True) -> None:
-        super().__init__()
-        widths = _widths(ngf)
-        self.input_channels = input_channels
-        downs = [nn.Conv2d(input_channels, widths[0], 4, 2, 1)]
-        for depth in range(1, NUM_DOWNS):
-            layers: list[nn.Module] = [nn.Conv2d(widths[depth - 1], widths[depth], 4, 2, 1)]
-            if depth < NUM_DOWNS - 1:
-                layers.append(nn.InstanceNorm2d(widths[depth]))
-            downs.append(nn.Sequential(*layers))
-        self.downs = nn.ModuleList(downs)
-        self.decoder = UNetDecoder(ngf, output_channels)
-        self.aux_decoder = UNetDecoder(ngf, aux_classes, skips=aux_skips, logits=True) if aux_classes else None
-
-    def encode(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """The innermost feature and the skips (LeakyReLU of each outer level's output)."""
-        skips = []
-        for depth, down in enumerate(self.downs):
-            if depth > 0:
-                x = F.leaky_relu(x, 0.2)
-                skips.append(x)
-            x = down(x)
-        return x, skips
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        if x.dim() != 4 or x.shape[1] != self.input_channels or x.shape[2] % 64 or x.shape[3] % 64:
-            raise ValueError(f"TOMGenerator expects (B, {self.input_channels}, H, W) with H and W divisible by "
-                             f"{2 ** NUM_DOWNS}, got {tuple(x.shape)}")
-        bottleneck, skips = self.encode(x)
-        out = self.decoder(bottleneck, skips)
-        aux = self.aux_decoder(bottleneck, skips) if self.aux_decoder is not None else None
-        return out, aux
+        super().__init__(input_channels, output_channels, ngf, aux_classes, aux_skips)
 
 
 def official_tom_keys() -> dict[str, str]:

@@ -43,20 +43,20 @@ from vton_models.networks.gmm import GMM
 from vton_models.networks.multiscale import MultiscaleDiscriminator
 from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
+from vton_models.visual import palette_image
 
 Tensor = torch.Tensor
 
 #: A fixed colour per 13-class label, so a parse can be shown (and scored by the validator) as an image.
-_PALETTE_13 = torch.tensor([
-    [0, 0, 0], [254, 0, 0], [0, 0, 254], [254, 85, 0], [0, 85, 85], [51, 169, 220], [0, 254, 254],
-    [85, 51, 0], [0, 128, 0], [254, 254, 0], [170, 254, 85], [0, 119, 221], [85, 254, 170],
-], dtype=torch.float32) / 127.5 - 1.0
+_PALETTE_13 = (
+    (0, 0, 0), (254, 0, 0), (0, 0, 254), (254, 85, 0), (0, 85, 85), (51, 169, 220), (0, 254, 254),
+    (85, 51, 0), (0, 128, 0), (254, 254, 0), (170, 254, 85), (0, 119, 221), (85, 254, 170),
+)
 
 
 def parse_to_image(parse: Tensor) -> Tensor:
     """(B, 13, H, W) one-hot or scores -> (B, 3, H, W) palette image in [-1, 1] (argmax per pixel)."""
-    onehot = F.one_hot(parse.argmax(1), parse.shape[1]).permute(0, 3, 1, 2).to(torch.float32)
-    return torch.einsum("bkhw,kc->bchw", onehot, _PALETTE_13.to(parse.device))
+    return palette_image(parse, _PALETTE_13)
 
 
 def seg_noise(like: Tensor) -> Tensor:
