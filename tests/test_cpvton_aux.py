@@ -10,7 +10,7 @@ import torch
 
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import ConfigError, load_config
-from plugins.data import local_shards
+from plugins.data import local_shards, shard_to_s3
 
 SIZE = "data.image_size=64x64"  # TOM's six downsamplings need multiples of 64
 
@@ -154,12 +154,7 @@ def test_the_shipped_configs_form_a_pipeline_gmm_then_tom(monkeypatch):
 
 @pytest.fixture(scope="module")
 def viton_s3(stack, viton_shards) -> str:
-    from shards.writer import build_shards
-
-    prefix = f"s3://{stack.bucket}/tests/cpvton-{__import__('uuid').uuid4().hex[:8]}"
-    for split in ("train", "test"):
-        build_shards("viton", viton_shards / "data", split, f"{prefix}/{split}", workers=1)
-    return prefix
+    return shard_to_s3(viton_shards / "data", "viton", stack.bucket, "cpvton")
 
 
 def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registered(viton_s3, tmp_path, capsys):

@@ -144,6 +144,31 @@ def test_inception_score_streaming_equals_the_batch_formula():
     assert stats.score() == pytest.approx(ref, rel=1e-9)
 
 
+def test_split_inception_score_is_the_openai_formula_on_priority_ordered_splits_whatever_the_order():
+    from vton_models.metrics.distribution import SplitInceptionScore, key_priority
+
+    torch.manual_seed(0)
+    logits = torch.randn(23, 1008, dtype=torch.float64) * 3
+    keys = [f"sample-{i}" for i in range(23)]
+    ours = SplitInceptionScore(10)
+    ours.update(logits[:7], keys[:7])
+    other = SplitInceptionScore(10)  # another rank's share, arriving in another order
+    other.update(logits[7:].flip(0), keys[7:][::-1])
+    ours.merge(other)
+
+    order = sorted(range(23), key=lambda i: key_priority(keys[i]))
+    p = torch.softmax(logits, 1).numpy()[order]
+    scores = [np.exp(np.mean(np.sum(part * (np.log(part) - np.log(part.mean(0, keepdims=True))), axis=1)))
+              for part in np.array_split(p, 10)]  # OpenAI's inception_score(), splits=10
+    mean, std = ours.score()
+    assert mean == pytest.approx(np.mean(scores), rel=1e-9) and std == pytest.approx(np.std(scores), rel=1e-9)
+    assert std > 0
+    with pytest.raises(MetricInputError, match="over 10 splits needs at least 10 images, got 3"):
+        small = SplitInceptionScore(10)
+        small.update(logits[:3], keys[:3])
+        small.score()
+
+
 # ------------------------------------------------------------------------------- distributed
 
 

@@ -29,7 +29,7 @@ def test_inputs_come_from_the_source_and_ground_truth_from_the_target(samples):
         "src_person": (3, 64, 48), "src_parse_onehot": (20, 64, 48), "src_agnostic": (3, 64, 48), "face_box_src": (4,),
         "tgt_pose": (18, 64, 48), "cloth": (3, 64, 48), "cloth_mask": (1, 64, 48), "person": (3, 64, 48),
         "parse": (64, 48), "tgt_parse_onehot": (20, 64, 48), "tgt_cloth_region": (1, 64, 48),
-        "tgt_cloth_rgb": (3, 64, 48), "tgt_shape": (1, 64, 48), "face_box_tgt": (4,)}
+        "tgt_cloth_rgb": (3, 64, 48), "face_box_tgt": (4,)}
     assert all(v.dtype == np.float32 for k, v in arrays.items() if k != "parse") and arrays["parse"].dtype == np.int64
     target = sample.target
     assert not np.array_equal(sample.person, target.person)  # two photos
@@ -48,12 +48,18 @@ def test_inputs_come_from_the_source_and_ground_truth_from_the_target(samples):
     assert (arrays["tgt_cloth_rgb"][:, ~region] == 1).all()  # on white
     np.testing.assert_array_equal(arrays["tgt_cloth_rgb"][:, region], arrays["person"][:, region])
 
-    # Face boxes: square, inside the image, around each person's own hair and face.
-    for key, labels in (("face_box_src", sample.parse), ("face_box_tgt", target.parse)):
+    # Face boxes: square, inside the image; the source's around its parsed hair and face, the
+    # target's around its head keypoints (its parse is not an input at inference).
+    for key in ("face_box_src", "face_box_tgt"):
         x0, y0, x1, y1 = arrays[key]
         assert 0 <= x0 < x1 <= 48 and 0 <= y0 < y1 <= 64 and x1 - x0 == pytest.approx(y1 - y0)
-        ys, xs = np.nonzero(np.isin(labels, (2, 13)))
-        assert x0 <= xs.min() and xs.max() + 1 <= x1 and y0 <= ys.min() and ys.max() + 1 <= y1
+    x0, y0, x1, y1 = arrays["face_box_src"]
+    ys, xs = np.nonzero(np.isin(sample.parse, (2, 13)))
+    assert x0 <= xs.min() and xs.max() + 1 <= x1 and y0 <= ys.min() and ys.max() + 1 <= y1
+    x0, y0, x1, y1 = arrays["face_box_tgt"]
+    head = target.pose[[0, 14, 15, 16, 17]]
+    head = head[head[:, 2] > 0]
+    assert len(head) and ((head[:, 0] >= x0) & (head[:, 0] < x1) & (head[:, 1] >= y0) & (head[:, 1] < y1)).all()
 
 
 def test_disks_are_coco18_radius_4_at_192_and_a_one_person_sample_is_refused(samples):

@@ -11,7 +11,7 @@ import torch
 
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import load_config
-from plugins.data import local_shards
+from plugins.data import local_shards, shard_to_s3
 from plugins.weights import torch_home  # noqa: F401
 
 SIZE = "data.image_size=64x64"  # the parse U-Net's six downsamplings need multiples of 64
@@ -61,24 +61,106 @@ def test_gmm_stage_learns_its_warp(trained_gmm):
     assert loop.recipe.teacher_forcing() and not loop.recipe.tries_on
 
 
-def test_appearance_stage_learns_on_the_frozen_parse_and_gmm(mpv_shards, trained_parse, trained_gmm):
-    from orchestrator.train.loop import GanLoop, WorkerContext
+APP = ("model.ngf=8", "model.ndf=8", "model.n_blocks=2", "loss.weights.feat=0", "loss.weights.style=0")
 
-    loop = GanLoop(_config(mpv_shards, "tree_block.app", 50, "model.ngf=8", "model.ndf=8", "model.n_blocks=2",
-                           "loss.weights.feat=0", "loss.weights.style=0"), WorkerContext())
-    with pytest.raises(ValueError, match="tree_block.app' needs model.parse"):
-        loop.recipe.inputs({})
+
+def _attach(loop, stages) -> dict[str, list[torch.Tensor]]:
+    """Attach trained stage loops' generators to ``loop``'s recipe; their parameters before training."""
     frozen = {}
-    for key, (stage_loop, _) in (("parse", trained_parse), ("gmm", trained_gmm)):
+    for key, (stage_loop, _) in stages.items():
         net = stage_loop.generators()["G"]
         loop.recipe.attach_stage(key, stage_loop.recipe, {"G": net})
         frozen[key] = [p.clone() for p in net.parameters()]
+    return frozen
+
+
+def _unchanged(frozen, stages) -> bool:
+    return all(torch.equal(a, b) for key, (stage_loop, _) in stages.items()
+               for a, b in zip(frozen[key], stage_loop.generators()["G"].parameters()))
+
+
+@pytest.fixture(scope="module")
+def trained_app(mpv_shards, trained_parse, trained_gmm):
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    loop = GanLoop(_config(mpv_shards, "tree_block.app", 50, *APP), WorkerContext())
+    with pytest.raises(ValueError, match="tree_block.app' needs model.parse"):
+        loop.recipe.inputs({})
+    stages = {"parse": trained_parse, "gmm": trained_gmm}
+    frozen = _attach(loop, stages)
+    result = loop.run()
+    assert _unchanged(frozen, stages)  # consumed frozen
+    return loop, result
+
+
+def test_appearance_stage_learns_on_the_frozen_parse_and_gmm(trained_app):
+    loop, result = trained_app
+    before, after = result.val_before, result.val_after
+    assert after["val/l1"] < before["val/l1"] and after["val/ssim"] > before["val/ssim"], (before, after)
+    assert loop.recipe.teacher_forcing() is None and loop.recipe.tries_on
+
+
+def test_face_stage_learns_on_the_frozen_stages(mpv_shards, trained_parse, trained_gmm, trained_app):
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    loop = GanLoop(_config(mpv_shards, "tree_block.face", 40, "model.ngf=8", "model.ndf=8", "model.n_blocks=1",
+                           "model.face_size=48", "loss.weights.face_feat=0"), WorkerContext())
+    stages = {"parse": trained_parse, "gmm": trained_gmm, "app": trained_app}
+    frozen = _attach(loop, stages)
     result = loop.run()
     before, after = result.val_before, result.val_after
     assert after["val/l1"] < before["val/l1"] and after["val/ssim"] > before["val/ssim"], (before, after)
-    for key, (stage_loop, _) in (("parse", trained_parse), ("gmm", trained_gmm)):
-        assert all(torch.equal(a, b) for a, b in zip(frozen[key], stage_loop.generators()["G"].parameters()))
-    assert loop.recipe.teacher_forcing() is None and loop.recipe.tries_on
+    assert _unchanged(frozen, stages)
+    # The refined image differs from the coarse try-on only inside the predicted head's box.
+    from vton_models.representation.regions import box_mask
+
+    x = loop.recipe.inputs(next(iter(loop.validator.stream.iter_from())))
+    with torch.no_grad():
+        refined = loop.recipe.generate(loop.generators(), x)
+    outside = (box_mask(x["face_box"], tuple(refined.shape[2:])) == 0).expand_as(refined)
+    assert torch.equal(refined[outside], x["coarse"][outside]) and not torch.equal(refined, x["coarse"])
+
+
+def test_joint_stage_starts_from_the_stages_weights_and_trains_all_three(mpv_shards, trained_parse, trained_gmm,
+                                                                          trained_app):
+    from orchestrator.train.data import make_val_stream
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    # At this scale (64x64, 8 channels, tens of steps) the adversarial term trades SSIM for texture;
+    # off here, with the stage terms on, so the test sees Eq. 8's reconstruction train all three.
+    loop = GanLoop(_config(mpv_shards, "tree_block.joint", 60, *APP, "train.lr_g=2e-4", "train.lr_d=2e-4",
+                           "loss.weights.adv=0", "loss.weights.ce=2.5", "loss.weights.warp_l1=1"), WorkerContext())
+    sources = {"P": (trained_parse, "G"), "GMM": (trained_gmm, "G"), "G": (trained_app, "G"), "D": (trained_app, "D")}
+    for name, ((stage_loop, _), network) in sources.items():  # what model.init.<network> does from the registry
+        loop.strategy.module(name).load_state_dict(stage_loop.strategy.module(network).state_dict())
+    recipe, nets = loop.recipe, {n: loop.strategy.module(n) for n in ("P", "GMM", "G", "D")}
+
+    app_loop = trained_app[0]
+    batch = next(iter(make_val_stream(loop.cfg, recipe, 0, 1).iter_from()))
+    for net in [*nets.values(), *app_loop.generators().values()]:
+        net.eval()
+    with torch.no_grad():
+        chained = app_loop.recipe.generate(app_loop.generators(), app_loop.recipe.inputs(batch))
+        joint = recipe.generate(nets, recipe.inputs(batch))
+    torch.testing.assert_close(joint, chained, rtol=0, atol=1e-6)  # exactly the registered stages' try-on
+
+    for net in nets.values():
+        net.train()
+    nets["D"].requires_grad_(False)
+    terms, _ = recipe.g_losses(nets, recipe.inputs(batch))
+    assert set(terms) == {"pixel", "atten", "tv", "ce", "warp_l1"}  # Eq. 8 (VGG, adv off) + the stage terms
+    recipe.weighted_sum(terms).backward()
+    for name in ("P", "GMM", "G"):  # Eq. 8 reaches the parse net (soft parse) and the GMM
+        norm = sum(p.grad.norm() ** 2 for p in nets[name].parameters() if p.grad is not None) ** 0.5
+        assert norm > 0, name
+    for net in nets.values():
+        net.zero_grad(set_to_none=True)
+    nets["D"].requires_grad_(True)
+
+    result = loop.run()
+    before, after = result.val_before, result.val_after
+    assert after["val/l1"] < before["val/l1"] and after["val/ssim"] > before["val/ssim"], (before, after)
+    assert after["val/parse_pixel_accuracy"] > before["val/parse_pixel_accuracy"] - 0.05  # P does not drift away
 
 
 def test_summary_shows_the_specs_parameter_counts_and_options_are_checked(mpv_shards, capsys, monkeypatch):
@@ -87,7 +169,8 @@ def test_summary_shows_the_specs_parameter_counts_and_options_are_checked(mpv_sh
     from orchestrator.recipes import build_recipe_from_config
 
     expected = {"tree_block.parse": ("21,382,036", "2,821,185"), "tree_block.gmm": ("19,055,602",),
-                "tree_block.app": ("25,610,884", "2,766,913")}
+                "tree_block.app": ("25,610,884", "2,766,913"), "tree_block.face": ("9,025,347", "2,766,913"),
+                "tree_block.joint": ("21,382,036", "19,055,602", "25,610,884", "2,766,913")}
     for recipe, counts in expected.items():
         assert main(["models", "summary", recipe]) == 0
         out = capsys.readouterr().out
@@ -106,8 +189,11 @@ def test_summary_shows_the_specs_parameter_counts_and_options_are_checked(mpv_sh
 
     monkeypatch.setenv("VTON_BUCKET", "my-bucket")
     stages = load_stages(Path(__file__).resolve().parents[1] / "configs" / "tree_block")
-    assert [s.name for s in stages][-1] == "app" and {s.name for s in stages} == {"parse", "gmm", "app"}
-    assert stages[-1].needs() == {"model.parse": "tree_block.parse", "model.gmm": "tree_block.gmm"}
+    assert [s.name for s in stages][2:] == ["app", "face", "joint"] and {s.name for s in stages[:2]} == {"parse", "gmm"}
+    assert stages[2].needs() == {"model.parse": "tree_block.parse", "model.gmm": "tree_block.gmm"}
+    assert stages[4].needs() == {"model.face": "tree_block.face", "model.init.P": "tree_block.parse",
+                                 "model.init.GMM": "tree_block.gmm", "model.init.G": "tree_block.app",
+                                 "model.init.D": "tree_block.app"}
     assert all(s.cfg.data.augment_options == {"hflip_p": 0.5, "swap_p": 0.5} for s in stages)
 
 
@@ -118,15 +204,16 @@ def test_no_generator_term_dominates_the_adversarial_one_at_initialisation(mpv_s
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.train.data import make_val_stream
 
-    cfg = {r: _config(mpv_shards, f"tree_block.{r}", 1) for r in ("parse", "gmm", "app")}
+    cfg = {r: _config(mpv_shards, f"tree_block.{r}", 1) for r in ("parse", "gmm", "app", "face")}
     recipes = {r: build_recipe_from_config(c) for r, c in cfg.items()}
     batch = next(iter(make_val_stream(cfg["parse"], recipes["parse"], 0, 1).iter_from()))
-    weighted: dict[str, dict[str, float]] = {"parse": {}, "app": {}}
+    weighted: dict[str, dict[str, float]] = {"parse": {}, "app": {}, "face": {}}
     for seed in (0, 1):
         torch.manual_seed(seed)
         nets = {r: recipe.build_networks() for r, recipe in recipes.items()}
-        for key in ("parse", "gmm"):
-            recipes["app"].attach_stage(key, recipes[key], nets[key])
+        for stage, keys in (("app", ("parse", "gmm")), ("face", ("parse", "gmm", "app"))):
+            for key in keys:
+                recipes[stage].attach_stage(key, recipes[key], nets[key])
         for stage, sums in weighted.items():
             recipe = recipes[stage]
             with torch.no_grad():
@@ -136,5 +223,87 @@ def test_no_generator_term_dominates_the_adversarial_one_at_initialisation(mpv_s
     for stage, mean in weighted.items():
         print(stage, {k: round(v, 3) for k, v in mean.items()})
         assert set(mean) == set(recipes[stage].loss_weights) - {"d_real", "d_fake"}
-        assert max(mean.values()) <= 10 * mean["adv"], (stage, mean)
+        adv = mean["face_adv" if stage == "face" else "adv"]
+        assert max(mean.values()) <= 10 * adv, (stage, mean)
 
+
+# ------------------------------------------------------------------- through the stack and Ray Train
+
+
+@pytest.fixture(scope="module")
+def mpv_s3(stack, mpv_shards) -> str:
+    return shard_to_s3(mpv_shards / "data", "mpv_triplets", stack.bucket, "tree_block")
+
+
+def test_pipeline_runs_the_five_stages_as_ray_jobs_each_wired_to_the_versions_before_it(mpv_s3, mpv_shards, tmp_path,
+                                                                                        metric_torch_home, capsys):
+    import json
+    import shutil
+    import uuid
+
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    from orchestrator.cli import main
+
+    stages = tmp_path / "tree_block"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "configs" / "tree_block", stages)
+    tag = uuid.uuid4().hex[:6]
+    small = ["model.ngf=8", "model.ndf=8"]
+    overrides = [
+        f"data.manifest={mpv_s3}/train/manifest.json", f"data.val_manifest={mpv_s3}/test/manifest.json", SIZE,
+        "data.batch_size=2", "precision.mode=bf16", "train.lr_g=1e-3", "train.lr_d=1e-3", "train.eval_batches=2",
+        "train.sample_every=0", "checkpoint.storage_path=s3://vton/checkpoints", "tracking.experiment=vton-tests",
+        "ray.num_workers=1", "ray.use_gpu=false", "train.steps=2", "train.eval_every=2", "checkpoint.every_n_steps=2",
+        *(f"{s}:{o}" for s in ("parse", "app", "face", "joint") for o in small), "gmm:model.ngf=8",
+        *(f"{s}:model.n_blocks=1" for s in ("app", "face", "joint")), "face:model.face_size=48",
+        *(f"{s}:loss.weights.{t}=0" for s in ("app", "joint") for t in ("feat", "style")), "face:loss.weights.face_feat=0",
+        # one stage shows learning through Ray Train, with bf16 and accumulation:
+        "gmm:train.steps=16", "gmm:train.eval_every=16", "gmm:checkpoint.every_n_steps=16", "gmm:train.grad_accum=2",
+        *(f"{s}:{k}" for s in ("parse", "gmm", "app", "face", "joint")
+          for k in (f"name=tb-{s}-{tag}", f"tracking.model_name=vton-test-tb-{s}-{tag}")),
+    ]
+    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    uri = {s: f"models:/vton-test-tb-{s}-{tag}/1" for s in ("parse", "gmm", "app", "face", "joint")}
+    assert f"==> app: model.parse = {uri['parse']}" in out and f"==> app: model.gmm = {uri['gmm']}" in out
+    assert f"==> face: model.app = {uri['app']}" in out and f"==> joint: model.face = {uri['face']}" in out
+    joint = get_model_info(uri["joint"]).metadata["vton_config"]["model"]
+    assert joint["face"] == uri["face"]
+    assert joint["init"] == {"P": f"{uri['parse']}#G", "GMM": f"{uri['gmm']}#G", "G": f"{uri['app']}#G",
+                             "D": f"{uri['app']}#D"}
+    face = get_model_info(uri["face"]).metadata["vton_config"]["model"]
+    assert (face["parse"], face["gmm"], face["app"]) == (uri["parse"], uri["gmm"], uri["app"])
+    history = MlflowClient().get_metric_history(get_model_info(uri["gmm"]).run_id, "val/l1")
+    assert [m.step for m in history] == [0, 16] and history[1].value < history[0].value  # the warp learns
+
+    # The whole chain a user runs: try the joint model on, in another pose, with two garments.
+    data = mpv_shards / "data"
+    test_line = next(line.split("\t") for line in (data / "all_poseA_poseB_clothes_0607.txt").read_text().splitlines()
+                     if line.endswith("test"))
+    a, b = Path(test_line[0]), Path(test_line[1])
+    person = ["--person", str(data / "all" / a), "--pose", str(data / "all_person_clothes_keypoints" /
+              a.parent / f"{a.stem}_keypoints.json"), "--parse", str(data / "all_parsing" / a.with_suffix(".png"))]
+    target = str(data / "all_person_clothes_keypoints" / b.parent / f"{b.stem}_keypoints.json")
+    cloths = sorted(data.glob("all/*/*=cloth_front.jpg"))[:2]
+    for i, cloth in enumerate(cloths):
+        mask = cloth.with_name(cloth.stem + "_mask.jpg")
+        code = main(["tryon", "--model", uri["joint"], *person, "--cloth", str(cloth), "--cloth-mask", str(mask),
+                     "--target-pose", target, "--out", str(tmp_path / f"o{i}")])
+        assert code == 0, capsys.readouterr().err
+    import cv2
+
+    first, second = (cv2.imread(str(tmp_path / f"o{i}" / f"{a.stem}.png")) for i in range(2))
+    assert first.shape == (64, 64, 3) and not (first == second).all()  # another garment, another picture
+    code = main(["tryon", "--model", uri["joint"], *person, "--cloth", str(cloths[0]), "--cloth-mask",
+                 str(cloths[0].with_name(cloths[0].stem + "_mask.jpg")), "--out", str(tmp_path / "x")])
+    assert code == 2 and "give --target-pose JSON" in capsys.readouterr().err
+
+    # The paper's metrics, paired on the test triplets, IS over 10 splits.
+    code = main(["eval", "--model", uri["joint"], "--data", f"{mpv_s3}/test/manifest.json", "--fid-dims", "64",
+                 "--is-splits", "10", "--no-mlflow", "--out", str(tmp_path / "eval.json")])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "eval.json").read_text())["metrics"]
+    for key in ("ssim", "mask_ssim", "is_split_mean", "is_split_std", "mask_is_split_mean", "mask_is_split_std"):
+        assert metrics[key] == metrics[key], key
+    assert metrics["is_splits"] == 10 and metrics["is_split_std"] > 0

@@ -68,6 +68,8 @@ def test_dilations_and_blocks_are_checked():
         ResnetGenerator(6, 3, block="dense")
     with pytest.raises(ValueError, match=r"ResnetGenerator expects \(B, 6, H, W\) with H and W divisible by 4"):
         ResnetGenerator(6, 3, ngf=4, n_blocks=1)(torch.zeros(1, 6, 30, 32))
+    with pytest.raises(ValueError, match=r"TreeBlock: a \(8, 8\) feature map is too small for dilation 8"):
+        ResnetGenerator(6, 3, ngf=4, n_blocks=1)(torch.zeros(1, 6, 32, 32))
     out = ResnetGenerator(6, 3, ngf=4, n_blocks=1)(torch.zeros(2, 6, 64, 48))
     assert out.shape == (2, 3, 64, 48)
 

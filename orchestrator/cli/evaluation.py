@@ -20,7 +20,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
                           threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
-                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced)
+                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced, is_splits=args.is_splits)
     except (ModelError, MissingWeightsError) as exc:
         raise UserError(str(exc)) from None
     print(result.table())
@@ -44,7 +44,8 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
 
     try:
         paths = run_tryon(args.model, args.person, args.cloth, args.out, pose=args.pose, parse=args.parse,
-                          cloth_mask=args.cloth_mask, batch_size=args.batch_size, pose_image=args.pose_image)
+                          cloth_mask=args.cloth_mask, batch_size=args.batch_size, pose_image=args.pose_image,
+                          target_pose=args.target_pose)
     except ModelError as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {len(paths) - 1} try-on images and {paths[-1]}")
@@ -67,6 +68,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "its results are labelled so. The try-on numbers are the family's chain's")
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
                    help="Inception features for FID/KID; only 2048 is the protocol (smaller: smoke tests)")
+    p.add_argument("--is-splits", type=int, default=1,
+                   help="also report IS and mask-IS as mean +- std over this many splits (papers' 10; default: "
+                        "one split only)")
     p.set_defaults(handler=_cmd_eval)
 
     p = sub.add_parser("tryon", help="try-on images from a registered model")
@@ -79,6 +83,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose-image", default=None,
                    help="OpenPose's rendered pose PNG for a single --person image (VITON-HD's models read it; "
                         "without it the pose is drawn from --pose)")
+    p.add_argument("--target-pose", default=None,
+                   help="OpenPose JSON of the pose to render the person in (multi-pose models: tree_block, spg_vton)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(handler=_cmd_tryon)

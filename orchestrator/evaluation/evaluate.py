@@ -134,6 +134,7 @@ class EvalTask:
     threads: int = 1
     batch_size: int = BATCH_SIZE
     fid_dims: int = 2048
+    is_splits: int = 1
 
 
 def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     cfg = model.config
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
-    suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims))
+    suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims, is_splits=task.is_splits))
     representation = cfg.data.representation or recipe.representation.name
     with torch.no_grad():
         for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
@@ -194,11 +195,14 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def protocol_card(image_size: tuple[int, int]) -> dict[str, Any]:
+def protocol_card(image_size: tuple[int, int], is_splits: int = 1) -> dict[str, Any]:
     """What the numbers mean; stored with every result so a JSON file explains itself."""
     from importlib.metadata import version
 
     return {
+        "is": "one split over the whole set" + (
+            f"; is_split_* / mask_is_split_*: mean and std over {is_splits} equal splits of the set ordered by "
+            "sample-key hash (the same for any worker count)" if is_splits > 1 else ""),
         "resolution_hw": list(image_size), "colour": "RGB, 8-bit quantised, values in [0, 1]",
         "resize": "cv2.INTER_AREA (shrink) / INTER_LINEAR (enlarge) to the model's data.image_size; "
                   "Inception: bilinear to 299x299 inside pytorch-fid",
@@ -250,10 +254,11 @@ def evaluated_inputs(model: LoadedModel, teacher_forced: bool) -> str:
 
 def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1, threads_per_worker: int = 1,
              batch_size: int = BATCH_SIZE, log_to_mlflow: bool = True, fid_dims: int = 2048,
-             teacher_forced: bool = False) -> EvalResult:
+             teacher_forced: bool = False, is_splits: int = 1) -> EvalResult:
     """Evaluate ``model_uri`` on manifest ``data`` with ``workers`` Ray tasks; log the result.
 
-    A teacher-forced training stage is refused unless ``teacher_forced`` (its result card then says so)."""
+    A teacher-forced training stage is refused unless ``teacher_forced`` (its result card then says so).
+    ``is_splits`` > 1 adds IS and mask-IS as mean and std over that many splits (seed 002's protocol)."""
     from shards.manifest import Manifest
     from vton_models.metrics import MetricSuite, SuiteOptions
 
@@ -261,6 +266,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
         raise EvalError(f"--pairs {pairs!r}: allowed paired, unpaired")
     if workers < 1:
         raise EvalError(f"--workers {workers}: must be >= 1")
+    if is_splits < 1:
+        raise EvalError(f"--is-splits {is_splits}: must be >= 1")
     manifest = Manifest.load(data)
     if manifest.num_samples == 0:
         raise EvalError(f"--data {data}: the manifest lists no samples")
@@ -268,7 +275,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     model = load_model(model_uri)
     generated_from = evaluated_inputs(model, teacher_forced)
     start = time.monotonic()
-    tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims) for i in range(workers)]
+    tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims, is_splits)
+             for i in range(workers)]
     if workers == 1:
         states = [evaluate_part(model, tasks[0])]
     else:
@@ -278,12 +286,13 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
             remote = ray.remote(num_cpus=threads_per_worker)(_ray_part)
             ref = ray.put(model)
             states = ray.get([remote.remote(ref, t) for t in tasks])
-    suite = MetricSuite(SuiteOptions(paired=pairs == "paired", fid_dims=fid_dims))
+    suite = MetricSuite(SuiteOptions(paired=pairs == "paired", fid_dims=fid_dims, is_splits=is_splits))
     for state in states:
         suite.merge_state(state)
     metrics = suite.compute()
     result = EvalResult(model_uri, model.name, model.version, data, pairs, workers, time.monotonic() - start,
-                        metrics, {"generated_from": generated_from, **protocol_card(tuple(model.config.data.image_size))})
+                        metrics, {"generated_from": generated_from,
+                                  **protocol_card(tuple(model.config.data.image_size), is_splits)})
     if log_to_mlflow:
         result.mlflow_run_id = log_eval_run(result)
     return result

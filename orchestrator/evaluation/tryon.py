@@ -10,6 +10,11 @@ model that reads it (VITON-HD's): ``--cloth-mask``, or ``cloth-mask/<cloth name>
 cloth's folder. A rendered OpenPose image (``--pose-image``, ``openpose_img/<name>_rendered.png``)
 is used where the model reads one, as its official weights were trained on it.
 
+A multi-pose model (representation ``multipose``: seed 002's and 004's) renders the person in
+another pose: ``--target-pose`` (OpenPose JSON, in the person image's pixel frame) gives it, for
+every person. The target's photo and parse, which training reads as ground truth, do not exist
+here; they are passed blank and the model reads neither (its face box comes from the pose).
+
 Only a model whose output is a try-on serves here: a multi-stage family's stages are trained
 teacher-forced (they read the ground truth the person already wears) and cannot put a new garment
 on anyone; its try-on chain (``vton-<family>@champion``) can.
@@ -88,9 +93,20 @@ def collect_persons(person: Path, pose: Path | None, parse: Path | None,
     return out
 
 
-def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
+def read_target_pose(path: Path) -> tuple[np.ndarray, str]:
+    """Keypoints and format of ``--target-pose``."""
+    from shards.decode import BadSampleError, decode_pose
+
+    try:
+        return decode_pose(_read(path, "--target-pose"), path.stem, None)
+    except BadSampleError as exc:
+        raise TryonError(f"--target-pose {path}: {exc}") from None
+
+
+def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray,
+            target_pose: tuple[np.ndarray, str] | None = None):
     from shards.decode import BadSampleError, decode_labels, decode_pose, decode_pose_image, decode_rgb
-    from vton_models.representation.sample import DecodedSample
+    from vton_models.representation.sample import DecodedSample, PersonView
 
     try:
         image = decode_rgb(_read(person.image, "--person"), person.key, str(person.image))
@@ -110,8 +126,10 @@ def _sample(person: PersonInput, cloth: np.ndarray, cloth_mask: np.ndarray):
         raise TryonError(f"--parse {person.parse}: labels up to {int(parse.max())}; LIP labels are 0..19")
     c = cv2.resize(cloth, (w, h), interpolation=cv2.INTER_AREA)
     m = cv2.resize(cloth_mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    target = None if target_pose is None else PersonView(
+        person=np.zeros_like(image), parse=np.zeros_like(parse), pose=target_pose[0], pose_format=target_pose[1])
     return DecodedSample(person=image, cloth=c, cloth_mask=m, parse=parse, pose=pose, pose_format=fmt, key=person.key,
-                         pose_img=pose_img)
+                         pose_img=pose_img, target=target)
 
 
 def _cloth(cloth: Path, cloth_mask: Path | None, mask_required_by: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -154,14 +172,16 @@ def check_tries_on(recipe, model_uri: str) -> None:
 
 def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path | None = None,
               parse: Path | None = None, cloth_mask: Path | None = None, batch_size: int = 8,
-              pose_image: Path | None = None) -> list[Path]:
-    """Write ``out/<person>.png`` per person and ``out/sheet.png`` (person | cloth | try-on rows)."""
+              pose_image: Path | None = None, target_pose: Path | None = None) -> list[Path]:
+    """Write ``out/<person>.png`` per person and ``out/sheet.png`` (person | cloth | [target pose |]
+    try-on rows)."""
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.stages import attach_consumed_stages
     from orchestrator.registry.tracking import sample_grid
     from shards.collate import collate
     from shards.transforms import resize_sample
     from vton_models.registry import get_representation
+    from vton_models.visual import pose_image as pose_panel
 
     persons = collect_persons(Path(person), pose and Path(pose), parse and Path(parse), pose_image and Path(pose_image))
     model = load_registered(model_uri)
@@ -170,6 +190,14 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     attach_consumed_stages(recipe)
     check_tries_on(recipe, model_uri)
     representation = get_representation(cfg.data.representation or recipe.representation.name)
+    multipose = "target" in representation.reads
+    if multipose and target_pose is None:
+        raise TryonError(f"model {model_uri} ({recipe.name}) puts the garment on the person in another pose: give "
+                         "--target-pose JSON (OpenPose keypoints of the pose to render, in the person image's frame)")
+    if target_pose is not None and not multipose:
+        raise TryonError(f"--target-pose: model {model_uri} ({recipe.name}) renders the person in their own pose; "
+                         "drop --target-pose")
+    target = read_target_pose(Path(target_pose)) if target_pose is not None else None
     reads_mask = "cloth_mask.png" in representation.reads or recipe.reads_cloth_mask
     cloth_img, mask = _cloth(Path(cloth), cloth_mask and Path(cloth_mask),
                              f"model {model_uri} ({recipe.name})" if reads_mask else None)
@@ -180,8 +208,8 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     with torch.no_grad():
         for start in range(0, len(persons), batch_size):
             chunk = persons[start:start + batch_size]
-            arrays = [representation(resize_sample(_sample(p, cloth_img, mask), size), sigma=cfg.data.pose_sigma)
-                      for p in chunk]
+            arrays = [representation(resize_sample(_sample(p, cloth_img, mask, target), size),
+                                     sigma=cfg.data.pose_sigma) for p in chunk]
             batch = collate(arrays, [p.key for p in chunk])
             inputs = recipe.inputs(batch)
             fake = recipe.generate(model.networks, inputs).clamp(-1, 1)
@@ -190,7 +218,9 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
                 path = out / f"{p.key}.png"
                 cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
                 written.append(path)
-            rows.append(sample_grid([batch["person"], batch["cloth"], fake], max_rows=len(chunk)))
+            columns = ([batch["src_person"], batch["cloth"], pose_panel(batch["tgt_pose"]), fake] if multipose
+                       else [batch["person"], batch["cloth"], fake])
+            rows.append(sample_grid(columns, max_rows=len(chunk)))
     sheet = np.concatenate(rows, axis=0)
     cv2.imwrite(str(out / "sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return written + [out / "sheet.png"]

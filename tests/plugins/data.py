@@ -18,18 +18,24 @@ def local_shards(root: Path, n: int, size: tuple[int, int], seed: int, layout: s
     return root
 
 
-def s3_shards(root: Path, bucket: str, tag: str, n: int, seed: int) -> str:
-    """A synthetic VITON-HD set sharded to a fresh ``s3://bucket/tests/<tag>-<id>/{train,test}``."""
+def shard_to_s3(data: Path, layout: str, bucket: str, tag: str) -> str:
+    """The train and test splits of a dataset on disk, sharded to a fresh ``s3://bucket/tests/<tag>-<id>/``."""
     import uuid
 
-    from shards.synthetic import synthesize
     from shards.writer import build_shards
 
-    synthesize(root / "data", n=n, size=(64, 48), seed=seed)
     prefix = f"s3://{bucket}/tests/{tag}-{uuid.uuid4().hex[:8]}"
     for split in ("train", "test"):
-        build_shards("viton_hd", root / "data", split, f"{prefix}/{split}", workers=1)
+        build_shards(layout, data, split, f"{prefix}/{split}", workers=1)
     return prefix
+
+
+def s3_shards(root: Path, bucket: str, tag: str, n: int, seed: int) -> str:
+    """A synthetic VITON-HD set sharded to a fresh ``s3://bucket/tests/<tag>-<id>/{train,test}``."""
+    from shards.synthetic import synthesize
+
+    synthesize(root / "data", n=n, size=(64, 48), seed=seed)
+    return shard_to_s3(root / "data", "viton_hd", bucket, tag)
 
 
 def decoded_samples(root: Path, layout: str = "viton_hd", split: str = "train") -> list:

@@ -48,6 +48,9 @@ class TreeBlock(nn.Module):
         self.fusions = nn.ModuleList(nn.Conv2d(2 * channels, channels, 1) for _ in range(len(self.dilations) - 1))
 
     def forward(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) <= max(self.dilations):
+            raise ValueError(f"TreeBlock: a {tuple(x.shape[-2:])} feature map is too small for dilation "
+                             f"{max(self.dilations)} (reflection padding needs each side > {max(self.dilations)})")
         level = [branch(x) for branch in self.branches]
         fusions = iter(self.fusions)
         while len(level) > 1:

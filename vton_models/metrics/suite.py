@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import torch
 
 from vton_models.metrics.checks import check_images, check_pair
-from vton_models.metrics.distribution import (FeatureReservoir, FeatureStats, InceptionScoreStats, _distributed,
-                                              frechet_distance, kernel_inception_distance)
+from vton_models.metrics.distribution import (FeatureReservoir, FeatureStats, InceptionScoreStats, SplitInceptionScore,
+                                              _distributed, frechet_distance, kernel_inception_distance)
 from vton_models.metrics.masked import apply_mask, foreground_mask
 from vton_models.metrics.paired import (l1_per_image, ms_ssim_scales, psnr_per_image, ssim_and_ms_ssim_per_image,
                                        ssim_per_image)
@@ -42,6 +42,7 @@ class SuiteOptions:
     lpips_net: str = "alex"
     fid_dims: int = 2048  # pytorch-fid --dims; anything but 2048 is for tests, not the protocol
     channels_last: bool = True  # same numbers (float32 conv, different loop order), ~1.6x faster on CPU
+    is_splits: int = 1  # > 1 adds IS / mask-IS as mean and std over that many splits (seed 002's 10)
 
 
 class MetricSuite:
@@ -68,6 +69,11 @@ class MetricSuite:
         self.fid_fake, self.fid_real = FeatureStats(d), FeatureStats(d)
         self.kid_fake, self.kid_real = FeatureReservoir(dim=d), FeatureReservoir(dim=d)
         self.is_fake, self.is_real, self.is_masked = InceptionScoreStats(), InceptionScoreStats(), InceptionScoreStats()
+        if options.is_splits < 1:
+            raise ValueError(f"is_splits must be >= 1, got {options.is_splits}")
+        #: name -> split IS of the generated, real and masked generated images (none for one split).
+        self.is_split: dict[str, SplitInceptionScore] = {} if options.is_splits == 1 else {
+            name: SplitInceptionScore(options.is_splits) for name in ("is", "is_real", "mask_is")}
         self.transfer = TransferScore()  # unpaired only: did the new garment go on?
         self.image_size: tuple[int, int] | None = None
 
@@ -146,12 +152,18 @@ class MetricSuite:
         self.kid_real.update(pool_r, keys)
         self.is_fake.update(logits_f)
         self.is_real.update(logits_r)
+        logits = {"is": logits_f, "is_real": logits_r}
         if masked is not None:
-            self.is_masked.update(self.inception(masked[0].contiguous(memory_format=self._fmt))[1])
+            logits["mask_is"] = self.inception(masked[0].contiguous(memory_format=self._fmt))[1]
+            self.is_masked.update(logits["mask_is"])
+        for name, split in self.is_split.items():
+            if name in logits:
+                split.update(logits[name], keys)
 
     # ------------------------------------------------------------------------------ reduction
     def _parts(self) -> list:
-        return [self.fid_fake, self.fid_real, self.kid_fake, self.kid_real, self.is_fake, self.is_real, self.is_masked]
+        return [self.fid_fake, self.fid_real, self.kid_fake, self.kid_real, self.is_fake, self.is_real, self.is_masked,
+                *self.is_split.values()]
 
     def all_reduce(self) -> None:
         """Sum every statistic over the torch.distributed group (no-op outside one)."""
@@ -209,6 +221,11 @@ class MetricSuite:
         out["is_real"] = self.is_real.score()
         if self.options.masked:
             out["mask_is"] = self.is_masked.score()
+        for name, split in self.is_split.items():
+            if name != "mask_is" or self.options.masked:
+                out[f"{name}_split_mean"], out[f"{name}_split_std"] = split.score()
+        if self.is_split:
+            out["is_splits"] = float(self.options.is_splits)
         if self.transfer.judged or self.transfer.unjudged:
             transfer = self.transfer.compute()
             out.update({k: v for k, v in transfer.items() if v is not None})

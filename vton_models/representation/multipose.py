@@ -15,8 +15,11 @@ Target pose and garment: ``tgt_pose`` (18): COCO-18 keypoints of B as binary dis
 Ground truth, all of B (the names every other representation gives its ground truth, so paired
 evaluation, masked metrics and sample grids read them unchanged): ``person`` (3); ``parse`` (H, W)
 int64 LIP labels; ``tgt_parse_onehot`` (20); ``tgt_cloth_region`` (1, LIP 5/6/7); ``tgt_cloth_rgb``
-(3: B's garment on white, CP-VTON's convention); ``tgt_shape`` (1: CP-VTON's blurred silhouette of B,
-the GMM's body input); ``face_box_tgt`` (4).
+(3: B's garment on white, CP-VTON's convention).
+
+``face_box_tgt`` (4): a box around B's head keypoints (nose, eyes, ears), not around B's parsed
+face: B's parse is not known at inference, so a face stage finds the head in the parse it predicts
+and falls back to this box, which a user's target pose gives (``regions.face_boxes``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from vton_models.representation.base import Representation
-from vton_models.representation.cpvton import UPPER_GARMENT_LABELS, cpvton_shape, region
+from vton_models.representation.cpvton import UPPER_GARMENT_LABELS, region
 from vton_models.representation.image import to_network_rgb
 from vton_models.representation.parse import NUM_LIP_LABELS, check_labels, parse_onehot
 from vton_models.representation.pose import pose_coco18, pose_disks
@@ -68,8 +71,7 @@ def multipose_representation(sample: DecodedSample, sigma: float | None = None) 
         "tgt_parse_onehot": parse_onehot(tgt_labels),
         "tgt_cloth_region": tgt_region,
         "tgt_cloth_rgb": person * tgt_region + (1 - tgt_region),
-        "tgt_shape": cpvton_shape(tgt_labels)[None],
-        "face_box_tgt": face_box(tgt_labels, target.pose, target.pose_format),
+        "face_box_tgt": face_box(np.zeros_like(tgt_labels), target.pose, target.pose_format),
     }
 
 

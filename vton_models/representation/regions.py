@@ -65,6 +65,25 @@ def face_box(parse: np.ndarray, pose: np.ndarray | None = None, pose_format: str
     return _square(cx * w, cy * h, side * h, (h, w))
 
 
+def face_boxes(region: Tensor, fallback: Tensor, scale: float = 1.2) -> Tensor:
+    """(B, 4) boxes as ``face_box`` draws them, batched in torch, from a (B, H, W) region mask (e.g.
+    a predicted parse's hair + face): square, ``scale`` x the region's longer side, centred on it,
+    shifted into the image; ``fallback`` (B, 4) where the region is empty. For a stage that must
+    find the head in an image it generated (the target's parse is not known at inference)."""
+    b, h, w = region.shape
+    present = region.flatten(1).any(1)
+    rows, cols = region.any(2), region.any(1)  # (B, H), (B, W)
+    y0 = rows.float().argmax(1).float()
+    y1 = h - rows.flip(1).float().argmax(1).float()
+    x0 = cols.float().argmax(1).float()
+    x1 = w - cols.flip(1).float().argmax(1).float()
+    side = scale * torch.maximum(x1 - x0, y1 - y0)
+    bx0 = torch.minimum(((x0 + x1) / 2 - side / 2).clamp_min(0.0), (w - side).clamp_min(0.0))
+    by0 = torch.minimum(((y0 + y1) / 2 - side / 2).clamp_min(0.0), (h - side).clamp_min(0.0))
+    boxes = torch.stack([bx0, by0, (bx0 + side).clamp_max(float(w)), (by0 + side).clamp_max(float(h))], 1)
+    return torch.where(present[:, None], boxes, fallback.to(boxes.dtype))
+
+
 def crop_boxes(images: Tensor, boxes: Tensor, size: tuple[int, int] = (64, 64)) -> Tensor:
     """(B, C, *size): each image's box resampled bilinearly (``roi_align``, differentiable w.r.t.
     the images; one sampling point per output bin so the crop is a plain bilinear resample)."""

@@ -17,10 +17,19 @@ Algorithm 1 of the paper, one recipe per step, each its own Ray job and register
   mask, in another space; FAMILIES.md §2.1), ``tv`` (smoothness of M), LSGAN ``adv`` through D_A on
   [A; image]. It consumes registered parse and gmm stages, frozen, so it reads no ground truth at
   inference: its output is a try-on.
+* ``tree_block.face``: G_F redraws the face from 64x64 crops of A's face and of the coarse try-on of
+  the frozen parse, gmm and app stages, pasted back differentiably (Eqs. 9-10): ``face_pixel``,
+  ``face_feat``, ``face_adv`` on the crops, ``refine`` on the pasted image.
+* ``tree_block.joint``: P, the GMM and G_A trained together on Eq. 8 from their registered weights,
+  the face stage applied after them (frozen, optional).
+
+Every stage can be switched to reproduce the paper's ablation rows: ``model.block=resnet``
+(SRB-VTON), ``loss.weights.atten=0`` and ``tv=0`` (no attention loss), the pipeline without the
+face stage or the joint stage.
 
 The paper gives no loss weights; ours start from FAMILIES.md §2.4's and are checked at
-initialisation: no weighted G term exceeds 10x the adversarial term (which moved ``ce`` 10 -> 2.5
-and ``pixel`` 100 -> 50; tests/test_tree_block.py).
+initialisation: no weighted G term exceeds 10x the adversarial term (which moved ``ce`` 10 -> 2.5,
+``pixel`` 100 -> 50, ``face_pixel`` 100 -> 30, ``refine`` 100 -> 50; tests/test_tree_block.py).
 Adam 2e-4 for every network, betas (0.5, 0.999), constant (the paper's).
 """
 
@@ -50,6 +59,7 @@ from vton_models.representation.base import Representation
 from vton_models.representation.cpvton import SHAPE_FACTOR, UPPER_GARMENT_LABELS
 from vton_models.representation.multipose import MULTIPOSE
 from vton_models.representation.parse import NUM_LIP_LABELS
+from vton_models.representation.regions import FACE_HAIR_LABELS, crop_boxes, face_boxes, paste_boxes
 from vton_models.visual import palette_image, pose_image
 
 Tensor = torch.Tensor
@@ -70,6 +80,17 @@ def _check_choice(opts: Mapping[str, Any], key: str, allowed: Sequence[str]) -> 
     if opts[key] not in allowed:
         raise ValueError(f"model.{key}: {opts[key]!r} is not one of {list(allowed)}")
     return opts[key]
+
+
+def _check_generator_options(o: Mapping[str, Any]) -> None:
+    """The Tree-Block generators' options (appearance and face)."""
+    for key in ("ngf", "ndf"):
+        _check_int(o, key)
+    _check_int(o, "n_blocks", 0)
+    _check_choice(o, "block", BLOCKS)
+    if not isinstance(o["tree_dilations"], (list, tuple)):
+        raise ValueError(f"model.tree_dilations: expected a list of integers, got {o['tree_dilations']!r}")
+    check_dilations(o["tree_dilations"], "model.tree_dilations")
 
 
 def soft_shape(foreground: Tensor, factor: int = SHAPE_FACTOR) -> Tensor:
@@ -104,6 +125,26 @@ class _TreeBlockRecipe(Recipe):
             if box in batch:
                 x[box] = batch[box]
         return x
+
+    #: Consumed stage key -> the recipe class its registered model must have been trained by.
+    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {}
+
+    def attach_stage(self, key: str, stage: Recipe, networks_: Mapping[str, nn.Module]) -> None:
+        expected = self._stage_classes.get(key)
+        if expected is None or not isinstance(stage, expected):
+            raise ValueError(f"recipe '{self.name}': model.{key} must be a registered "
+                             f"'{self.consumes.get(key, key)}' model, got a '{stage.name}' model")
+        self.frozen[key] = (stage, networks_["G"].eval().requires_grad_(False))
+
+    def _attached(self, key: str, device: torch.device) -> tuple[Any, nn.Module]:
+        recipe, net = self.frozen[key]
+        return recipe, net.to(device)
+
+    def _require_attached(self, keys: Sequence[str]) -> None:
+        missing = [key for key in keys if key not in self.frozen]
+        if missing:
+            raise ValueError(f"recipe '{self.name}' needs model.{missing[0]} (models:/... of a registered "
+                             f"{self.consumes[missing[0]]} stage); none is attached")
 
     def _check_image_size(self, multiple: int, why: str) -> None:
         h, w = self.context.image_size
@@ -255,9 +296,10 @@ def upstream(parse: tuple[TreeBlockParseRecipe, nn.Module], gmm: tuple[TreeBlock
     reads. Frozen stages run it without a graph; the joint stage runs it with one, so its loss
     reaches P through the soft parse (into the GMM's person input and G_A's input) and the GMM."""
     (parse_recipe, P), (gmm_recipe, G) = parse, gmm
-    soft = parse_recipe.soft_parse(P, x)
+    logits = parse_recipe.logits(P, x).float()
+    soft = torch.softmax(logits, 1)
     _, warped, warped_mask = gmm_recipe.warp(G, gmm_person_input(soft, x["tgt_pose"]), x)
-    return {"soft_parse": soft, "warped": warped, "warped_mask": warped_mask,
+    return {"parse_logits": logits, "soft_parse": soft, "warped": warped, "warped_mask": warped_mask,
             "app_input": torch.cat([x["src_agnostic"], soft.to(warped.dtype), warped], 1)}
 
 
@@ -281,18 +323,12 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
     }
     consumes: ClassVar[dict[str, str]] = {"parse": "tree_block.parse", "gmm": "tree_block.gmm"}
     _stage_classes: ClassVar[dict[str, type[Recipe]]] = {"parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe}
+    _generator_options: ClassVar[tuple[str, ...]] = ("ngf", "ndf", "block", "n_blocks", "tree_dilations")
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
-        o = self.model_options
-        for key in ("ngf", "ndf"):
-            _check_int(o, key)
-        _check_int(o, "n_blocks", 0)
-        _check_choice(o, "block", BLOCKS)
-        _check_choice(o, "atten_target", ("warped_mask", "target_cloth_region"))
-        if not isinstance(o["tree_dilations"], (list, tuple)):
-            raise ValueError(f"model.tree_dilations: expected a list of integers, got {o['tree_dilations']!r}")
-        check_dilations(o["tree_dilations"], "model.tree_dilations")
+        _check_generator_options(self.model_options)
+        _check_choice(self.model_options, "atten_target", ("warped_mask", "target_cloth_region"))
         self._check_image_size(4, "the generator's two downsamplings")
         self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [source; image]
         self.vgg = LazyLossNetwork(lambda: VGGFeatureStyleLoss("relu1_2"))
@@ -302,13 +338,6 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
         why = "the appearance generator renders on P's predicted parse and the GMM's warp (the paper's step 2)"
         return {"parse": why, "gmm": why}
 
-    def attach_stage(self, key: str, stage: Recipe, networks_: Mapping[str, nn.Module]) -> None:
-        expected = self._stage_classes.get(key)
-        if expected is None or not isinstance(stage, expected):
-            raise ValueError(f"recipe '{self.name}': model.{key} must be a registered "
-                             f"'{self.consumes.get(key, key)}' model, got a '{stage.name}' model")
-        self.frozen[key] = (stage, networks_["G"].eval().requires_grad_(False))
-
     def required_weights(self) -> tuple[str, ...]:
         return ("vgg19",) if self.loss_weights["feat"] or self.loss_weights["style"] else ()
 
@@ -317,19 +346,12 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
         return {"G": networks.appearance_generator(o["ngf"], o["n_blocks"], o["block"], o["tree_dilations"]),
                 "D": networks.pair_discriminator(o["ndf"])}
 
-    def _frozen(self, key: str, device: torch.device) -> tuple[Any, nn.Module]:
-        recipe, net = self.frozen[key]
-        return recipe, net.to(device)
-
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        missing = [key for key in self.consumes if key not in self.frozen]
-        if missing:
-            raise ValueError(f"recipe '{self.name}' needs model.{missing[0]} (models:/... of a registered "
-                             f"{self.consumes[missing[0]]} stage); none is attached")
+        self._require_attached(("parse", "gmm"))
         x = self._fields(batch)
         device = x["cloth"].device
         with torch.no_grad():
-            x.update(upstream(self._frozen("parse", device), self._frozen("gmm", device), x))
+            x.update(upstream(self._attached("parse", device), self._attached("gmm", device), x))
         return x
 
     def render(self, G: nn.Module, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -363,3 +385,192 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         return self.render(nets["G"], inputs)[0]
+
+
+# ------------------------------------------------------------------------------ stage 3: G_F
+
+
+class TreeBlockFaceRecipe(_TreeBlockRecipe):
+    """Face refinement (Eqs. 9-10): G_F redraws the target's face from [the source's face crop, the
+    coarse try-on's face crop], 64x64 crops taken and pasted back with ``roi_align`` / its inverse,
+    so the pasted image carries gradient. The target's head box comes from P's predicted hair and
+    face (the target's parse is not known at inference), or from its head keypoints where P finds
+    none; the refined crop replaces the coarse image where P's soft hair + face mask says."""
+
+    name: ClassVar[str] = "tree_block.face"
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator", ADAM),
+                                                   NetworkSpec("D", "discriminator", ADAM))
+    phases: ClassVar[tuple[Phase, ...]] = GAN_PHASES
+    #: ``face_pixel`` 30 and ``refine`` 50, not the spec's 100: at initialisation 100 puts them 17x and 15x over
+    #: the adversarial term (the bound is 10x; tests/test_tree_block.py).
+    default_loss_weights: ClassVar[dict[str, float]] = {
+        "face_pixel": 30.0, "face_feat": 10.0, "face_adv": 1.0, "refine": 50.0, "d_real": 1.0, "d_fake": 1.0}
+    default_model_options: ClassVar[dict[str, Any]] = {
+        "ngf": 64, "ndf": 64, "block": "tree", "n_blocks": 3, "tree_dilations": [1, 2, 4, 8],
+        "face_size": 64,                    # crop side in pixels
+        "feather": 2.0,                     # paste-back seam width in pixels
+        "parse": None, "gmm": None, "app": None,  # models:/... of the registered stages (required)
+    }
+    consumes: ClassVar[dict[str, str]] = {"parse": "tree_block.parse", "gmm": "tree_block.gmm", "app": "tree_block.app"}
+    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {
+        "parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe, "app": TreeBlockAppearanceRecipe}
+
+    def __init__(self, context: RecipeContext) -> None:
+        super().__init__(context)
+        o = self.model_options
+        _check_generator_options(o)
+        _check_int(o, "face_size", 16)
+        if o["face_size"] % 4 or o["face_size"] // 4 <= max(o["tree_dilations"]):
+            raise ValueError(f"model.face_size: {o['face_size']} must be divisible by 4 (two downsamplings) and "
+                             f"over 4 x the largest tree dilation ({max(o['tree_dilations'])})")
+        if isinstance(o["feather"], bool) or not isinstance(o["feather"], (int, float)) or o["feather"] < 0:
+            raise ValueError(f"model.feather: expected a number >= 0, got {o['feather']!r}")
+        self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [source face; face]
+        self.vgg = LazyLossNetwork(lambda: VGGFeatureStyleLoss("relu1_2"))
+        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
+
+    def required_stages(self) -> dict[str, str]:
+        why = "the face stage refines the coarse try-on of the frozen parse, gmm and app stages (the paper's step 3)"
+        return {key: why for key in self.consumes}
+
+    def required_weights(self) -> tuple[str, ...]:
+        return ("vgg19",) if self.loss_weights["face_feat"] else ()
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        o = self.model_options
+        return {"G": networks.face_generator(o["ngf"], o["n_blocks"], o["block"], o["tree_dilations"]),
+                "D": networks.pair_discriminator(o["ndf"])}
+
+    def face_inputs(self, x: Mapping[str, Tensor], soft_parse: Tensor, coarse: Tensor) -> dict[str, Tensor]:
+        """The target head box, the crops G_F reads and is judged on, and the blend mask."""
+        size = (self.model_options["face_size"],) * 2
+        head = soft_parse[:, list(FACE_HAIR_LABELS)].sum(1, keepdim=True)
+        box = face_boxes(head[:, 0] > 0.5, x["face_box_tgt"])
+        return {"coarse": coarse, "face_box": box, "head_mask": head.to(coarse.dtype),
+                "src_face": crop_boxes(x["src_person"], x["face_box_src"], size),
+                "coarse_face": crop_boxes(coarse, box, size)}
+
+    def refine(self, G: nn.Module, f: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """(refined try-on, refined face crop)."""
+        face = torch.tanh(G(torch.cat([f["src_face"], f["coarse_face"]], 1)))
+        pasted = paste_boxes(f["coarse"], face, f["face_box"], float(self.model_options["feather"]))
+        # A blend that leaves every pixel outside the box exactly as the coarse image has it.
+        return f["coarse"] + f["head_mask"] * (pasted - f["coarse"]), face
+
+    def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        self._require_attached(tuple(self.consumes))
+        x = self._fields(batch)
+        device = x["cloth"].device
+        with torch.no_grad():
+            x.update(upstream(self._attached("parse", device), self._attached("gmm", device), x))
+            app_recipe, app = self._attached("app", device)
+            coarse = app_recipe.render(app, x)[0]
+            x.update(self.face_inputs(x, x["soft_parse"], coarse))
+            x["real_face"] = crop_boxes(x["person"], x["face_box"], (self.model_options["face_size"],) * 2)
+        return x
+
+    def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        with torch.no_grad():
+            face = self.refine(nets["G"], inputs)[1]
+        return self.gan.d_terms(nets["D"], face, inputs["real_face"], inputs["src_face"])
+
+    def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        refined, face = self.refine(nets["G"], inputs)
+        terms = {"face_pixel": smooth_l1_loss(face, inputs["real_face"]), "refine": smooth_l1_loss(refined, inputs["person"])}
+        if self.loss_weights["face_feat"]:
+            terms["face_feat"], _ = self.vgg(face, inputs["real_face"])
+        if "D" in nets and self.loss_weights["face_adv"] != 0:
+            terms["face_adv"], _ = self.gan.g_terms(nets["D"], face, inputs["src_face"])
+        return terms, refined.detach()
+
+    def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
+        return self.refine(nets["G"], inputs)[0]
+
+
+# ----------------------------------------------------------------------------- stage 4: joint
+
+
+class TreeBlockJointRecipe(_TreeBlockRecipe):
+    """Algorithm 1's last step: P, the GMM and G_A trained together on Eq. 8 from their registered
+    weights (``model.init.P|GMM|G|D``; ``vton pipeline`` sets them), D_A continuing from the
+    appearance stage's. G_A reads P's softmax, and the GMM's person input is built from it with a
+    differentiable blur, so Eq. 8 reaches P through both. A registered face stage (``model.face``,
+    optional) is applied, frozen, after them in ``generate``.
+
+    Faithful by default (Eq. 8 only); ``loss.weights.ce`` and ``loss.weights.warp_l1`` > 0 add
+    the parse net's cross-entropy and the GMM's warp L1 against the ground truth, to keep them from
+    drifting (FAMILIES.md §2.4's ``joint_keep_stage_losses``)."""
+
+    name: ClassVar[str] = "tree_block.joint"
+    networks: ClassVar[tuple[NetworkSpec, ...]] = (
+        NetworkSpec("P", "generator", ADAM), NetworkSpec("GMM", "generator", ADAM), NetworkSpec("G", "generator", ADAM),
+        NetworkSpec("D", "discriminator", ADAM))
+    phases: ClassVar[tuple[Phase, ...]] = (Phase("D", ("D",), "d_losses"), Phase("G", ("P", "GMM", "G"), "g_losses"))
+    default_loss_weights: ClassVar[dict[str, float]] = {
+        **TreeBlockAppearanceRecipe.default_loss_weights, "ce": 0.0, "warp_l1": 0.0}
+    default_model_options: ClassVar[dict[str, Any]] = {
+        **{k: v for k, v in TreeBlockAppearanceRecipe.default_model_options.items() if k not in ("parse", "gmm")},
+        "grid_size": 5, "align_corners": False,
+        "face": None,                       # models:/... of a registered tree_block.face stage (optional)
+    }
+    consumes: ClassVar[dict[str, str]] = {"face": "tree_block.face"}
+    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {"face": TreeBlockFaceRecipe}
+    initializes: ClassVar[dict[str, str]] = {
+        "P": "tree_block.parse#G", "GMM": "tree_block.gmm#G", "G": "tree_block.app#G", "D": "tree_block.app#D"}
+
+    def __init__(self, context: RecipeContext) -> None:
+        super().__init__(context)
+        o, w = self.model_options, self.loss_weights
+
+        def part(cls: type[Recipe]) -> Any:
+            model = {k: o[k] for k in cls.default_model_options if k in o and o[k] is not None}
+            weights = {k: w[k] for k in cls.default_loss_weights if k in w}
+            return cls(RecipeContext(context.image_size, model, weights, context.gan_mode))
+
+        self.parse_recipe: TreeBlockParseRecipe = part(TreeBlockParseRecipe)
+        self.gmm_recipe: TreeBlockGMMRecipe = part(TreeBlockGMMRecipe)
+        self.app_recipe: TreeBlockAppearanceRecipe = part(TreeBlockAppearanceRecipe)
+        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
+
+    def required_weights(self) -> tuple[str, ...]:
+        return self.app_recipe.required_weights()
+
+    def build_networks(self) -> dict[str, nn.Module]:
+        app = self.app_recipe.build_networks()
+        return {"P": self.parse_recipe.build_networks()["G"], "GMM": self.gmm_recipe.build_networks()["G"],
+                "G": app["G"], "D": app["D"]}
+
+    def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        return self._fields(batch)
+
+    def forward(self, nets: Mapping[str, nn.Module], x: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """(inputs plus P's parse and the warp, try-on, composition mask), through all three networks."""
+        y = {**x, **upstream((self.parse_recipe, nets["P"]), (self.gmm_recipe, nets["GMM"]), x)}
+        tryon, _, mask = self.app_recipe.render(nets["G"], y)
+        return y, tryon, mask
+
+    def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        with torch.no_grad():
+            fake = self.forward(nets, inputs)[1]
+        return self.app_recipe.gan.d_terms(nets["D"], fake, inputs["person"], inputs["src_person"])
+
+    def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        y, tryon, mask = self.forward(nets, inputs)
+        terms = self.app_recipe.appearance_terms(nets, y, tryon, mask)
+        if self.loss_weights["ce"]:
+            terms["ce"] = F.cross_entropy(y["parse_logits"], inputs["parse"])
+        if self.loss_weights["warp_l1"]:
+            terms["warp_l1"] = l1_loss(TreeBlockGMMRecipe.on_white(y["warped"], y["warped_mask"]), inputs["tgt_cloth_rgb"])
+        return terms, tryon.detach()
+
+    def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
+        y, tryon, _ = self.forward(nets, inputs)
+        if "face" not in self.frozen:
+            return tryon
+        face_recipe, G_F = self._attached("face", tryon.device)
+        return face_recipe.refine(G_F, face_recipe.face_inputs(y, y["soft_parse"], tryon))[0]
+
+    def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """How far P drifts from the target parse while Eq. 8 alone trains it."""
+        predicted = self.parse_recipe.logits(nets["P"], inputs).argmax(1)
+        return {f"parse_{k}": v for k, v in parse_scores(predicted, inputs["parse"], NUM_LIP_LABELS).items()}
