@@ -98,6 +98,19 @@ def total_variation(mask: Tensor) -> Tensor:
     return (m[..., 1:, :] - m[..., :-1, :]).pow(2).mean() + (m[..., :, 1:] - m[..., :, :-1]).pow(2).mean()
 
 
+def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0) -> Tensor:
+    """Per-pixel ``-(1 - p_t)^gamma log p_t``, averaged (Lin et al.; seed 004's parse loss, gamma 2 and
+    no class balance, as the paper gives none). ``gamma = 0`` is the cross-entropy."""
+    logp = F.log_softmax(logits.float(), 1).gather(1, labels[:, None]).squeeze(1)
+    return (-(1 - logp.exp()).pow(gamma) * logp).mean()
+
+
+def conductible_cycle(warped: Tensor, worn: Tensor, cycled: Tensor, cloth: Tensor) -> Tensor:
+    """Seed 004's cycle-consistent warping loss (Eqs. 8-9): the forward warp must match the garment
+    as worn, ``|C_w - C_t|``, and warping it back must return the in-shop garment, ``|C^ - C|``."""
+    return l1_loss(warped, worn) + l1_loss(cycled, cloth)
+
+
 def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weights: Tensor) -> Tensor:
     """Per-pixel cross-entropy with a weight per class, normalised by the weights of the pixels' true
     classes (``F.cross_entropy(weight=...)``): seed 003 weights background and skin up so the
