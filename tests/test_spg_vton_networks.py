@@ -64,3 +64,33 @@ def test_focal_loss_is_the_cross_entropy_at_gamma_zero_and_discounts_easy_pixels
     assert focal_loss(logits, labels, 2.0) < F.cross_entropy(logits, labels)
     confident = F.one_hot(labels, 20).permute(0, 3, 1, 2).float() * 10
     assert focal_loss(confident, labels) < 1e-8 < F.cross_entropy(confident, labels)
+
+
+def test_face_identity_loss_is_zero_for_the_same_face_and_refuses_missing_weights(tmp_path, monkeypatch):
+    from vton_models import weights
+    from vton_models.losses import FaceIdentityLoss
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(weights.MissingWeightsError) as err:
+        FaceIdentityLoss()
+    message = str(err.value)
+    assert "sphere20a_20171020.pth" in message and str(tmp_path / "empty" / "hub" / "checkpoints") in message
+    assert "extract sphere20a_20171020.pth and copy it to" in message
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "home"))
+    weights.write_random_weights(tmp_path / "home", ["sphereface20a"])  # the release's exact keys and shapes
+    loss = FaceIdentityLoss()
+    assert not any(p.requires_grad for p in loss.parameters()) and not loss.network.training
+    loss.train()
+    assert not loss.network.training
+    torch.manual_seed(0)
+    face = torch.rand(2, 3, 112, 96) * 2 - 1
+    assert loss(face, face) == 0
+    other = (face + 0.5 * torch.randn_like(face)).clamp(-1, 1).requires_grad_(True)
+    value = loss(other, face)
+    assert value > 0
+    value.backward()
+    assert other.grad is not None and other.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.parameters())
+    with pytest.raises(ValueError, match=r"SphereFace20a expects \(B, 3, 112, 96\) face crops"):
+        loss(torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 64, 64))

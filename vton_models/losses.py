@@ -293,3 +293,36 @@ class VGGFeatureStyleLoss(nn.Module):
         with torch.no_grad():
             y = self.features(((target + 1.0) / 2.0 - self.mean) / self.std).float()
         return F.l1_loss(x, y), F.l1_loss(gram_matrix(x), gram_matrix(y))
+
+
+class FaceIdentityLoss(nn.Module):
+    """L1 between the identity embeddings of two [-1, 1] RGB face crops (seed 004's ``L_id``).
+
+    The embedding network is pluggable (``vton_models.weights`` names: SphereFace 20a, the paper's);
+    it is loaded from its released file, frozen and kept in eval mode, and refused, with where to put
+    the file, when the file is missing: a random face network would silently train garbage. Crops
+    must be the network's input size (112x96); they are turned into its convention here (BGR,
+    ``(x - 127.5) / 128``). The target's embedding is computed without a graph.
+    """
+
+    def __init__(self, backbone: str = "sphereface20a", network: nn.Module | None = None) -> None:
+        super().__init__()
+        if network is None:
+            from vton_models.weights import load_face_identity
+
+            network = load_face_identity(backbone)
+        self.network = network.eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FaceIdentityLoss:
+        return super().train(False)
+
+    @staticmethod
+    def _prepare(x: Tensor) -> Tensor:
+        return x[:, [2, 1, 0]] * (127.5 / 128.0)  # [-1, 1] RGB -> (BGR * 255 - 127.5) / 128
+
+    def forward(self, generated: Tensor, target: Tensor) -> Tensor:
+        if generated.shape != target.shape:
+            raise ValueError(f"FaceIdentityLoss: crops differ in shape, {tuple(generated.shape)} vs {tuple(target.shape)}")
+        with torch.no_grad():
+            reference = self.network(self._prepare(target)).float()
+        return F.l1_loss(self.network(self._prepare(generated)).float(), reference)

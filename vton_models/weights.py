@@ -60,6 +60,24 @@ def _fid_inception() -> nn.Module:
     return net
 
 
+def _sphereface20a() -> nn.Module:
+    from vton_models.networks.sphereface import SphereFace20a
+
+    return SphereFace20a()
+
+
+SPHEREFACE_INSTRUCTIONS = (
+    "no library loader fetches it: download sphere20a_20171020.7z from "
+    "https://github.com/clcarwin/sphereface_pytorch/tree/master/model, extract sphere20a_20171020.pth "
+    "and copy it to {path}")
+
+
+def _manual_download(name: str) -> Callable[[], None]:
+    def download() -> None:
+        raise RuntimeError(PRETRAINED[name].manual.format(path=path_of(name)))
+    return download
+
+
 def _download_vgg19() -> None:
     import torchvision
 
@@ -94,6 +112,9 @@ class PretrainedFile:
     used_by: str
     build: Callable[[], nn.Module]  # the exact architecture, randomly initialised
     download: Callable[[], None]  # the library's own loader, which fills the hub cache
+    #: How to place the file by hand when no library loader fetches it ("{path}": where); such a
+    #: file is left out of ``prepare()`` without names (it cannot be fetched unattended).
+    manual: str = ""
 
 
 PRETRAINED: dict[str, PretrainedFile] = {
@@ -116,6 +137,12 @@ PRETRAINED: dict[str, PretrainedFile] = {
             "inception_fid", "pt_inception-2015-12-05-6726825d.pth",
             "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
             "FID / KID (pytorch-fid InceptionV3)", _fid_inception, _download_fid_inception,
+        ),
+        PretrainedFile(
+            "sphereface20a", "sphere20a_20171020.pth",
+            "https://github.com/clcarwin/sphereface_pytorch/tree/master/model",
+            "face-identity loss (SphereFace 20a, seed 004)", _sphereface20a, _manual_download("sphereface20a"),
+            SPHEREFACE_INSTRUCTIONS,
         ),
     )
 }
@@ -163,6 +190,10 @@ def require(name: str) -> Path:
     """The path of ``name``'s file; raises ``MissingWeightsError`` naming the path if absent."""
     entry = _entry(name)
     path = path_of(name)
+    if not path.is_file() and entry.manual:
+        raise MissingWeightsError(f"pretrained weights '{name}' ({entry.used_by}) not found: expected {path} "
+                                  f"(TORCH_HOME={os.environ.get('TORCH_HOME', '<unset>')}); "
+                                  + entry.manual.format(path=path))
     if not path.is_file():
         raise MissingWeightsError(
             f"pretrained weights '{name}' ({entry.used_by}) not found: expected {path} "
@@ -170,6 +201,14 @@ def require(name: str) -> Path:
             f"machine with network access, or copy {entry.url} to that path."
         )
     return path
+
+
+def load_face_identity(name: str = "sphereface20a") -> nn.Module:
+    """A frozen face-identity network from its released file (strictly: every key and shape)."""
+    path = require(name)
+    net = PRETRAINED[name].build()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return net.eval().requires_grad_(False)
 
 
 def load_vgg19_features() -> nn.Sequential:
@@ -183,9 +222,10 @@ def load_vgg19_features() -> nn.Sequential:
 def prepare(names: Iterable[str] | None = None) -> list[Path]:
     """Fetch missing files through their libraries' loaders (needs network); returns their paths.
 
-    Files already present are left alone, so this is cheap to run on every deploy.
+    Files already present are left alone, so this is cheap to run on every deploy. Without
+    ``names``, files that must be placed by hand (``PretrainedFile.manual``) are left out.
     """
-    selected = list(PRETRAINED) if names is None else [_entry(n).name for n in names]
+    selected = [n for n, e in PRETRAINED.items() if not e.manual] if names is None else [_entry(n).name for n in names]
     paths = []
     for name in selected:
         entry, path = PRETRAINED[name], path_of(name)
