@@ -11,15 +11,10 @@ import torch
 
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import load_config
-from plugins.data import local_shards, shard_to_s3
+from plugins.data import shard_to_s3
 from plugins.weights import torch_home  # noqa: F401
 
 SIZE = "data.image_size=64x64"  # the parse U-Net's six downsamplings need multiples of 64
-
-
-@pytest.fixture(scope="module")
-def mpv_shards(tmp_path_factory) -> Path:
-    return local_shards(tmp_path_factory.mktemp("tree_block"), 24, (64, 64), 8, layout="mpv_triplets", synthetic="mpv")
 
 
 def _config(root: Path, recipe: str, steps: int, *overrides: str):

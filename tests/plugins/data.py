@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 
 def local_shards(root: Path, n: int, size: tuple[int, int], seed: int, layout: str = "viton_hd",
                  synthetic: str | None = None) -> Path:
@@ -50,3 +52,10 @@ def decoded_samples(root: Path, layout: str = "viton_hd", split: str = "train") 
         members["meta.json"] = serialise_meta(s.meta)
         out.append(decode_sample(members, s.key))
     return out
+
+
+@pytest.fixture(scope="session")
+def mpv_shards(tmp_path_factory) -> Path:
+    """Synthetic MPV triplets at 64x64 (``mpv_triplets``; the parse U-Nets need multiples of 64),
+    shared by the multi-pose families' tests: ``root/data`` and ``root/shards/{train,test}``."""
+    return local_shards(tmp_path_factory.mktemp("mpv"), 24, (64, 64), 8, layout="mpv_triplets", synthetic="mpv")

@@ -10,7 +10,8 @@ without affine parameters after every convolution but the last three, ReLU in G)
 A ResBlock is conv-IN-ReLU-conv-IN plus the input, then ReLU. The table's ending (ReLU, Tanh, then a
 1x1 conv with no activation) is kept verbatim (``head="strict"``; ``"plain"`` drops the two
 activations, same parameters); the recipes activate Conv11's output (softmax for a parse, tanh and
-sigmoid for image and mask). With conv biases: G1 (41 -> 20) 23,638,556 parameters, G2 (44 -> 4)
+sigmoid for image and mask). ``ngf`` scales the widths (Table I: 64) and ``ndf`` the
+discriminator's (32), for small test runs. With conv biases: G1 (41 -> 20) 23,638,556 parameters, G2 (44 -> 4)
 23,627,180, G3 (24 -> 4) 23,615,660. The table's "128x92" for Conv7 is 128x96 (a typo).
 
 **Discriminator**, per scale: Conv1 in->32 (3x3: the table's "3x1, 1, 0" contradicts its own
@@ -52,7 +53,7 @@ class ResBlock(nn.Module):
 class SPGGenerator(nn.Module):
     """(B, in, H, W) -> (B, out, H, W), Conv11's raw output; H and W divisible by 8."""
 
-    def __init__(self, input_channels: int, output_channels: int, head: str = "strict") -> None:
+    def __init__(self, input_channels: int, output_channels: int, head: str = "strict", ngf: int = 64) -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"SPGGenerator: head {head!r} is not one of {list(HEADS)}")
@@ -65,11 +66,12 @@ class SPGGenerator(nn.Module):
             return [nn.Upsample(scale_factor=2, mode="nearest"), *block(cin, cout)]
 
         strict = head == "strict"
+        w1, w2, w4, w8 = ngf, 2 * ngf, 4 * ngf, 8 * ngf  # Table I: 64, 128, 256, 512
         self.model = nn.Sequential(
-            *block(input_channels, 64), *block(64, 128), *block(128, 128, 2), ResBlock(128),
-            *block(128, 256, 2), ResBlock(256), *block(256, 512, 2), *(ResBlock(512) for _ in range(4)),
-            *up(512, 256), *up(256, 128), *up(128, 64),
-            _conv(64, output_channels), nn.ReLU() if strict else nn.Identity(),
+            *block(input_channels, w1), *block(w1, w2), *block(w2, w2, 2), ResBlock(w2),
+            *block(w2, w4, 2), ResBlock(w4), *block(w4, w8, 2), *(ResBlock(w8) for _ in range(4)),
+            *up(w8, w4), *up(w4, w2), *up(w2, w1),
+            _conv(w1, output_channels), nn.ReLU() if strict else nn.Identity(),
             _conv(output_channels, output_channels), nn.Tanh() if strict else nn.Identity(),
             nn.Conv2d(output_channels, output_channels, 1))
 
@@ -81,7 +83,7 @@ class SPGGenerator(nn.Module):
 
 
 class _Scale(nn.Module):
-    def __init__(self, input_channels: int) -> None:
+    def __init__(self, input_channels: int, ndf: int = 32) -> None:
         super().__init__()
 
         def block(cin: int, cout: int, stride: int = 1, norm: bool = True) -> nn.Sequential:
@@ -90,9 +92,9 @@ class _Scale(nn.Module):
                 layers.append(nn.InstanceNorm2d(cout))
             return nn.Sequential(*layers, nn.LeakyReLU(0.2))
 
-        self.blocks = nn.ModuleList([block(input_channels, 32, norm=False), block(32, 32), block(32, 32, 2),
-                                     block(32, 32), block(32, 64, 2)])
-        self.classifier = nn.Conv2d(64, 1, 1)
+        self.blocks = nn.ModuleList([block(input_channels, ndf, norm=False), block(ndf, ndf), block(ndf, ndf, 2),
+                                     block(ndf, ndf), block(ndf, 2 * ndf, 2)])
+        self.classifier = nn.Conv2d(2 * ndf, 1, 1)
 
     def forward(self, x: Tensor, return_features: bool = False):
         features = []
@@ -107,12 +109,12 @@ class SPGDiscriminator(nn.Module):
     """Table I's discriminator at ``num_scales`` scales (each input halved by a 3x3 average pool):
     a list of patch score maps, finest first (``return_features``: also each scale's activations)."""
 
-    def __init__(self, input_channels: int, num_scales: int = 2) -> None:
+    def __init__(self, input_channels: int, num_scales: int = 2, ndf: int = 32) -> None:
         super().__init__()
         if num_scales < 1:
             raise ValueError(f"SPGDiscriminator: num_scales must be >= 1, got {num_scales}")
         self.input_channels = input_channels
-        self.scales = nn.ModuleList(_Scale(input_channels) for _ in range(num_scales))
+        self.scales = nn.ModuleList(_Scale(input_channels, ndf) for _ in range(num_scales))
 
     def forward(self, x: Tensor, return_features: bool = False):
         if x.dim() != 4 or x.shape[1] != self.input_channels:

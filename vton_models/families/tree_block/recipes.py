@@ -53,6 +53,7 @@ from vton_models.losses import (
     total_variation,
 )
 from vton_models.metrics.parse import parse_scores
+from vton_models.parse_stage import TargetParseStage
 from vton_models.networks.resnet_generator import BLOCKS
 from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
@@ -163,9 +164,8 @@ class _TreeBlockRecipe(Recipe):
 # ------------------------------------------------------------------------------------ stage 1: P
 
 
-class TreeBlockParseRecipe(_TreeBlockRecipe):
+class TreeBlockParseRecipe(TargetParseStage, _TreeBlockRecipe):
     name: ClassVar[str] = "tree_block.parse"
-    tries_on: ClassVar[bool] = False  # its output is a parse map
     networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator", ADAM),
                                                    NetworkSpec("D", "discriminator", ADAM))
     phases: ClassVar[tuple[Phase, ...]] = GAN_PHASES
@@ -215,15 +215,6 @@ class TreeBlockParseRecipe(_TreeBlockRecipe):
             terms["adv"], _ = self.gan.g_terms(nets["D"], torch.softmax(logits, 1), inputs["parse_condition"])
         return terms, palette_image(logits.detach())
 
-    def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
-        return palette_image(self.logits(nets["G"], inputs))
-
-    def target(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        return palette_image(inputs["tgt_parse_onehot"])
-
-    def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Judged by its parse: pixel accuracy and mean IoU over the classes present."""
-        return parse_scores(self.logits(nets["G"], inputs).argmax(1), inputs["parse"], NUM_LIP_LABELS)
 
 
 # ---------------------------------------------------------------------------------- stage 1: GMM
