@@ -106,8 +106,9 @@ def promote_json(capsys, name: str, *args: str) -> dict:
     capsys.readouterr()
     code = main(["promote", name, *args, "--json"])
     out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)  # stdout is the JSON alone; MLflow's run links go to stderr
+    result = json.loads(out)  # stdout is the JSON alone; MLflow's run links go to stderr
+    assert code == (3 if result["decision"] == "rejected" else 0), err  # a pipeline branches on the status
+    return result
 
 
 def error_of(capsys, *argv: str) -> str:
@@ -178,7 +179,7 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
 
     # Worse does not win; the table names both values and the decision.
     capsys.readouterr()
-    assert main(["promote", name, "--candidate", "1", *data]) == 0
+    assert main(["promote", name, "--candidate", "1", *data]) == 3  # rejected
     table = capsys.readouterr().out
     assert "REJECTED" in table and "worse by" in table and "l1" in table and "<- gate" in table
     assert aliases(name) == {"champion": "2", "previous": "1"}

@@ -76,6 +76,11 @@ def _import_parser(family: str, importer) -> argparse.ArgumentParser:
     return command
 
 
+#: `vton promote`'s exit status when the gate keeps the candidate out, so a pipeline can branch on the
+#: decision without parsing text (0: promoted or rolled back; 1: a concurrent promotion won; 2: bad input).
+REJECTED_EXIT = 3
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     """Thin: options -> orchestrator.registry.promote / rollback -> table or JSON."""
     if sum((args.candidate is not None, args.from_sweep is not None, args.rollback)) != 1:
@@ -108,7 +113,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         print(f"error: conflict: {exc}", file=sys.stderr)
         return 1
     print(result.to_json() if args.json else result.table())
-    return 0
+    return REJECTED_EXIT if result.decision == "rejected" else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -118,7 +123,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("options", nargs=argparse.REMAINDER, help="--<stage> FILE ... [--register] [--name-prefix P]")
     p.set_defaults(handler=_cmd_import)
 
-    p = sub.add_parser("promote", help="gate a model version into @champion (or --rollback)")
+    p = sub.add_parser("promote", help="gate a model version into @champion (or --rollback)",
+                       epilog=f"exit status: 0 promoted or rolled back, {REJECTED_EXIT} rejected by the gate, 1 another "
+                              "promotion changed the aliases first, 2 bad input")
     p.add_argument("model", help="registered model name")
     p.add_argument("--candidate", default=None, help="the version to promote")
     p.add_argument("--from-sweep", default=None, metavar="RUN_ID",
