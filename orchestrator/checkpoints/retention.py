@@ -46,7 +46,12 @@ def prune_unregistered_checkpoints(storage_path: str, filesystem: Any, run_name:
     orphans = sorted(e.base_name for e in entries if e.type == pafs.FileType.Directory
                      and e.base_name.startswith(CHECKPOINT_PREFIX) and e.base_name not in registered)
     for name in orphans:
-        filesystem.delete_dir(f"{run_dir}/{name}")
+        try:
+            filesystem.delete_dir(f"{run_dir}/{name}")
+        except FileNotFoundError:
+            # Already gone: Ray's own retention emptied it after the listing (an S3 server keeps
+            # listing the prefix of an emptied ZeRO checkpoint's nested folders). Pruned either way.
+            pass
     if orphans:
         log.warning("removed %d checkpoint(s) of run %s that an interrupted attempt uploaded but Ray never "
                     "registered: %s", len(orphans), run_name, ", ".join(orphans))
