@@ -119,6 +119,11 @@ class _TreeBlockRecipe(Recipe):
         "cloth": 3, "cloth_mask": 1, "person": 3, "tgt_parse_onehot": NUM_LIP_LABELS, "tgt_cloth_region": 1,
         "tgt_cloth_rgb": 3}
 
+    def __init__(self, context: RecipeContext) -> None:
+        super().__init__(context)
+        #: Consumed stages attached so far: key -> (their recipe, their generator, frozen).
+        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
+
     def _fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         x = self.checked_fields(batch)
         x["parse"] = batch["parse"]
@@ -323,7 +328,6 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
         self._check_image_size(4, "the generator's two downsamplings")
         self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [source; image]
         self.vgg = LazyLossNetwork(lambda: VGGFeatureStyleLoss("relu1_2"))
-        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
 
     def required_stages(self) -> dict[str, str]:
         why = "the appearance generator renders on P's predicted parse and the GMM's warp (the paper's step 2)"
@@ -418,7 +422,6 @@ class TreeBlockFaceRecipe(_TreeBlockRecipe):
             raise ValueError(f"model.feather: expected a number >= 0, got {o['feather']!r}")
         self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [source face; face]
         self.vgg = LazyLossNetwork(lambda: VGGFeatureStyleLoss("relu1_2"))
-        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
 
     def required_stages(self) -> dict[str, str]:
         why = "the face stage refines the coarse try-on of the frozen parse, gmm and app stages (the paper's step 3)"
@@ -521,7 +524,6 @@ class TreeBlockJointRecipe(_TreeBlockRecipe):
         self.parse_recipe: TreeBlockParseRecipe = part(TreeBlockParseRecipe)
         self.gmm_recipe: TreeBlockGMMRecipe = part(TreeBlockGMMRecipe)
         self.app_recipe: TreeBlockAppearanceRecipe = part(TreeBlockAppearanceRecipe)
-        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
 
     def required_weights(self) -> tuple[str, ...]:
         return self.app_recipe.required_weights()
