@@ -197,7 +197,27 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class VGGPerceptualLoss(nn.Module):
+class _FrozenLossNetwork(nn.Module):
+    """A pretrained network a loss reads through: never trains, so ``.train()`` calls propagated
+    from a parent module leave it in eval mode."""
+
+    def train(self, mode: bool = True) -> _FrozenLossNetwork:
+        return super().train(False)
+
+
+class _ImageNetFeatures(_FrozenLossNetwork):
+    """A frozen network fed [-1, 1] images mapped to [0, 1] and ImageNet-normalised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        return ((x + 1.0) / 2.0 - self.mean) / self.std
+
+
+class VGGPerceptualLoss(_ImageNetFeatures):
     """Weighted L1 between VGG19 relu1_1..relu5_1 activations of two [-1, 1] images.
 
     Inputs are mapped to [0, 1] and ImageNet-normalised first (paper Eq. 26), because that is the
@@ -228,17 +248,8 @@ class VGGPerceptualLoss(nn.Module):
             raise ValueError(f"VGGPerceptualLoss: features has {len(layers)} layers, needs VGG19's first 30")
         self.slices = nn.ModuleList(nn.Sequential(*layers[a:b]) for a, b in _VGG19_SLICES)
         self.layer_weights = weights
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
-
-    def train(self, mode: bool = True) -> VGGPerceptualLoss:
-        # A loss network never trains: ignore .train() calls propagated from a parent module.
-        return super().train(False)
-
-    def _normalize(self, x: Tensor) -> Tensor:
-        return ((x + 1.0) / 2.0 - self.mean) / self.std
 
     def forward(self, generated: Tensor, target: Tensor) -> Tensor:
         if generated.shape != target.shape or generated.shape[1] != 3:
@@ -261,7 +272,7 @@ class VGGPerceptualLoss(nn.Module):
         return loss
 
 
-class VGGFeatureStyleLoss(nn.Module):
+class VGGFeatureStyleLoss(_ImageNetFeatures):
     """``(feat, style)``: L1 between one VGG19 layer's activations of two [-1, 1] images, and L1
     between their Gram matrices (seed 002: relu1_2, "conv1_2"). One pass per image serves both
     terms. ImageNet-normalised, frozen, weights from ``vton_models.weights`` (refused when missing),
@@ -277,25 +288,20 @@ class VGGFeatureStyleLoss(nn.Module):
             features = load_vgg19_features()
         self.layer = layer
         self.features = nn.Sequential(*list(features.children())[:VGG19_LAYERS[layer]])
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
-
-    def train(self, mode: bool = True) -> VGGFeatureStyleLoss:
-        return super().train(False)  # a loss network never trains
 
     def forward(self, generated: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         if generated.shape != target.shape or generated.shape[1] != 3:
             raise ValueError(f"VGGFeatureStyleLoss: expects two (B, 3, H, W) images, got {tuple(generated.shape)} "
                              f"and {tuple(target.shape)}")
-        x = self.features(((generated + 1.0) / 2.0 - self.mean) / self.std).float()
+        x = self.features(self._normalize(generated)).float()
         with torch.no_grad():
-            y = self.features(((target + 1.0) / 2.0 - self.mean) / self.std).float()
+            y = self.features(self._normalize(target)).float()
         return F.l1_loss(x, y), F.l1_loss(gram_matrix(x), gram_matrix(y))
 
 
-class FaceIdentityLoss(nn.Module):
+class FaceIdentityLoss(_FrozenLossNetwork):
     """L1 between the identity embeddings of two [-1, 1] RGB face crops (seed 004's ``L_id``).
 
     The embedding network is pluggable (``vton_models.weights`` names: SphereFace 20a, the paper's);
@@ -312,9 +318,6 @@ class FaceIdentityLoss(nn.Module):
 
             network = load_face_identity(backbone)
         self.network = network.eval().requires_grad_(False)
-
-    def train(self, mode: bool = True) -> FaceIdentityLoss:
-        return super().train(False)
 
     @staticmethod
     def _prepare(x: Tensor) -> Tensor:

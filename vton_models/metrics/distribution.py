@@ -17,7 +17,7 @@ would be 33 MB per image set, and each rank only sees its share. Instead:
   the customary 10, because a split depends on image order, which differs across rank counts;
   this makes our IS exactly reproducible but not equal to a 10-split mean (see docs/evaluation.md).
 * IS over splits (``SplitInceptionScore``, for papers that report "mean +- std over 10 splits"):
-  every image's class probabilities are kept with its key priority (1008 float64 per image: 16 MB
+  every image's logits are kept with its key priority (1008 float64 per image: 16 MB
   for 2,000 images); the set is ordered by priority, not by arrival, and cut into equal contiguous
   splits, so the splits, and the numbers, are the same for any rank count and batch order.
 
@@ -189,44 +189,44 @@ class InceptionScoreStats:
 
 class SplitInceptionScore:
     """IS as the mean and standard deviation over ``splits`` equal parts of the set (OpenAI's
-    protocol), the images ordered by sample-key priority (see the module docstring)."""
+    protocol), the images ordered by sample-key priority (see the module docstring); each split is
+    scored by ``InceptionScoreStats``."""
 
     def __init__(self, splits: int = 10, classes: int = 1008) -> None:
         if splits < 2:
             raise ValueError(f"SplitInceptionScore: splits must be >= 2, got {splits}")
         self.splits, self.classes = splits, classes
         self.priorities = torch.empty(0, dtype=torch.int64)
-        self.probs = torch.empty(0, classes, dtype=torch.float64)
+        self.logits = torch.empty(0, classes, dtype=torch.float64)
 
     def update(self, logits: torch.Tensor, keys: Sequence[str]) -> None:
         if len(keys) != logits.shape[0]:
             raise MetricInputError(f"split IS: {logits.shape[0]} images and {len(keys)} keys disagree")
-        p = torch.softmax(logits.detach().to("cpu", torch.float64), dim=1)
         self.priorities = torch.cat([self.priorities, torch.tensor([key_priority(k) for k in keys], dtype=torch.int64)])
-        self.probs = torch.cat([self.probs, p])
+        self.logits = torch.cat([self.logits, logits.detach().to("cpu", torch.float64)])
 
     def merge(self, other: "SplitInceptionScore") -> None:
         self.priorities = torch.cat([self.priorities, other.priorities])
-        self.probs = torch.cat([self.probs, other.probs])
+        self.logits = torch.cat([self.logits, other.logits])
 
     def all_reduce(self) -> None:
         if not _distributed():
             return
         gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, (self.priorities, self.probs))
+        dist.all_gather_object(gathered, (self.priorities, self.logits))
         self.priorities = torch.cat([g[0] for g in gathered])
-        self.probs = torch.cat([g[1] for g in gathered])
+        self.logits = torch.cat([g[1] for g in gathered])
 
     def score(self) -> tuple[float, float]:
-        """(mean, std) of exp(E_x KL(p(y|x) || p(y))) over the splits (std with ddof 0, as OpenAI's)."""
+        """(mean, std) of the splits' Inception Scores (std with ddof 0, as OpenAI's)."""
         n = len(self.priorities)
         if n < self.splits:
             raise MetricInputError(f"Inception Score over {self.splits} splits needs at least {self.splits} images, "
                                    f"got {n}")
-        probs = self.probs[torch.argsort(self.priorities, stable=True)].numpy()
+        ordered = self.logits[torch.argsort(self.priorities, stable=True)]
         scores = []
-        for part in np.array_split(probs, self.splits):
-            pbar = part.mean(0)
-            kl = (part * np.log(np.clip(part, 1e-300, None))).sum(1).mean() - (pbar * np.log(np.clip(pbar, 1e-300, None))).sum()
-            scores.append(float(np.exp(kl)))
+        for part in torch.tensor_split(ordered, self.splits):
+            stats = InceptionScoreStats(self.classes)
+            stats.update(part)
+            scores.append(stats.score())
         return float(np.mean(scores)), float(np.std(scores))

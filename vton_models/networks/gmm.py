@@ -110,3 +110,13 @@ class GMM(nn.Module):
 
     def forward(self, input_a: Tensor, input_b: Tensor, output_size: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
         return self.warp_from(*self.features(input_a, input_b), output_size)
+
+
+def sample_garment(cloth: Tensor, cloth_mask: Tensor, grid: Tensor,
+                   align_corners: bool = False) -> tuple[Tensor, Tensor]:
+    """(warped cloth, warped mask) on a GMM's grid, as CP-VTON samples them: the cloth with border
+    padding (no dark seam where the grid leaves the image), the mask with zeros (nothing outside it)."""
+    grid = grid.to(cloth.dtype)
+    warped = F.grid_sample(cloth, grid, padding_mode="border", align_corners=align_corners)
+    warped_mask = F.grid_sample(cloth_mask, grid, padding_mode="zeros", align_corners=align_corners)
+    return warped, warped_mask

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vton_models.families.cpvton_aux.networks import GMMAux, TOMGenerator
 from vton_models.gan import LazyPerceptual
 from vton_models.losses import PIX2PIXHD_VGG_WEIGHTS, l1_loss, second_order_constraint, weighted_cross_entropy
 from vton_models.metrics.parse import parse_scores
+from vton_models.networks.gmm import sample_garment
 from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
 from vton_models.representation.cpvton import CPVTON
@@ -185,10 +185,8 @@ class CPVTONGMMRecipe(_CPVTONRecipe):
     def warp(self, gmm: nn.Module, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """(theta, warped garment (border padding), warped mask (zero padding), aux logits)."""
         theta, grid, logits = gmm(inputs["agnostic"], inputs["cloth"])
-        grid = grid.to(inputs["cloth"].dtype)
-        corners = self.model_options["align_corners"]
-        warped = F.grid_sample(inputs["cloth"], grid, padding_mode="border", align_corners=corners)
-        warped_mask = F.grid_sample(inputs["cloth_mask"], grid, padding_mode="zeros", align_corners=corners)
+        warped, warped_mask = sample_garment(inputs["cloth"], inputs["cloth_mask"], grid,
+                                             self.model_options["align_corners"])
         return theta, warped, warped_mask, logits
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:

@@ -54,6 +54,7 @@ from vton_models.losses import (
 )
 from vton_models.metrics.parse import parse_scores
 from vton_models.parse_stage import TargetParseStage
+from vton_models.networks.gmm import sample_garment
 from vton_models.networks.resnet_generator import BLOCKS
 from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
 from vton_models.representation.base import Representation
@@ -258,11 +259,7 @@ class TreeBlockGMMRecipe(_TreeBlockRecipe):
         """(theta, warped cloth (border padding, as CP-VTON), warped cloth mask (zero padding))."""
         cloth = x["cloth"]
         theta, grid = gmm(person.to(cloth.dtype), cloth)
-        grid = grid.to(cloth.dtype)
-        corners = self.model_options["align_corners"]
-        warped = F.grid_sample(cloth, grid, padding_mode="border", align_corners=corners)
-        warped_mask = F.grid_sample(x["cloth_mask"], grid, padding_mode="zeros", align_corners=corners)
-        return theta, warped, warped_mask
+        return (theta, *sample_garment(cloth, x["cloth_mask"], grid, self.model_options["align_corners"]))
 
     @staticmethod
     def on_white(warped: Tensor, warped_mask: Tensor) -> Tensor:
@@ -319,7 +316,6 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
     }
     consumes: ClassVar[dict[str, str]] = {"parse": "tree_block.parse", "gmm": "tree_block.gmm"}
     _stage_classes: ClassVar[dict[str, type[Recipe]]] = {"parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe}
-    _generator_options: ClassVar[tuple[str, ...]] = ("ngf", "ndf", "block", "n_blocks", "tree_dilations")
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
