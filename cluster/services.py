@@ -89,6 +89,7 @@ def _s3_command(s: StackSettings, _: Credentials) -> list[str]:
         f"-s3.port={p.s3}", f"-master.port={p.seaweed_master}", f"-volume.port={p.seaweed_volume}",
         f"-filer.port={p.seaweed_filer}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
+        f"-master.volumeSizeLimitMB={s.s3_volume_mb}",
         f"-filer.localSocket={s.service_dir('s3') / 'filer.sock'}",
     ]
 

@@ -21,13 +21,20 @@ REGION = "us-east-1"
 
 
 def _port(name: str, default: int) -> int:
+    return _env_int(name, default, "a port number")
+
+
+def _env_int(name: str, default: int, what: str) -> int:
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a port number") from None
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} is not {what}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,11 @@ class StackSettings:
     host: str = "127.0.0.1"
     ray_num_cpus: int = field(default_factory=lambda: os.cpu_count() or 2)
     ray_object_store_bytes: int = 1 << 30
+    # SeaweedFS allots volume slots as free disk / volume size, and every bucket (one per test or
+    # Ray storage prefix) takes a slot of its own. Its own default of up to 1 GiB per volume left
+    # a disk with a few GiB free without slots mid-suite ("InternalError" on every PutObject);
+    # small volumes keep that many more slots on the same disk.
+    s3_volume_mb: int = field(default_factory=lambda: _env_int("VTON_S3_VOLUME_MB", 64, "a size in MiB > 0"))
 
     @classmethod
     def from_env(cls, state_dir: str | Path | None = None) -> "StackSettings":

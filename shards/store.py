@@ -408,7 +408,12 @@ class S3Store(ObjectStore):
             if code == "InvalidRange" or status == 416:
                 return RangeNotSatisfiableError(f"{url}: requested byte range lies beyond the end of the "
                                                 "object (truncated object?)")
-            return StoreError(f"{url}: S3 error {code or status}: {err.get('Message', exc)}")
+            message = f"{url}: S3 error {code or status}: {err.get('Message', exc)}"
+            if code == "InternalError" or (isinstance(status, int) and status >= 500):
+                message += (f" (the server at {endpoint} failed, not the request; on the local stack a "
+                            "full data disk or no free SeaweedFS volume slots is the usual cause: "
+                            "see the server.log under .vton/stack/s3)")
+            return StoreError(message)
         return StoreError(f"{url}: {type(exc).__name__}: {exc}")
 
     def _require_bucket(self, key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 
 from cluster import nodes, processes
 from cluster import stack as local_stack
-from cluster.services import MissingBinaryError, find_binary
+from cluster.services import MissingBinaryError, find_binary, s3_client
 from cluster.settings import StackPorts, StackSettings
 
 VTON = str(Path(sys.executable).parent / "vton")
@@ -105,6 +106,8 @@ def test_cli_up_status_down_leaves_no_process(tmp_path):
         assert "VTON_S3_ENDPOINT=http://127.0.0.1:21333" in env_file
         assert oct((settings.state_dir / "stack.env").stat().st_mode & 0o777) == "0o600"
         assert "SECRET" not in status.stdout
+        # Small SeaweedFS volumes: many slots even on a nearly full disk (see the test below).
+        assert re.search(r"Volume Size:\s+64\.00 MiB", (settings.state_dir / "s3" / "server.log").read_text())
         started = local_stack.leftover_processes(settings)
         assert len(started) >= 4
         # The extra node is a second raylet with its own temp dir and its custom resource.
@@ -155,3 +158,38 @@ def test_a_driver_joining_the_stack_head_takes_its_auth_mode(monkeypatch, addres
         monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     match_stack_auth_mode(address)
     assert os.environ.get("RAY_AUTH_MODE", "token") == expected
+
+
+def test_s3_server_out_of_volume_slots_fails_with_a_named_error(tmp_path, monkeypatch):
+    """What CI once hit: SeaweedFS without a free volume slot answers every PutObject with a bare
+    "InternalError". The stack sizes its volumes (many slots on the same disk), and when the server
+    does fail, the error names the object and says where to look."""
+    from dataclasses import replace
+
+    from cluster.services import _s3_command, _s3_env, _s3_healthy
+    from cluster.settings import Credentials
+    from shards.store import S3Store, StoreError
+
+    settings = replace(_isolated_settings(tmp_path), s3_volume_mb=1)
+    creds = Credentials.load_or_create(settings.state_dir)
+    command = _s3_command(settings, creds)
+    assert "-master.volumeSizeLimitMB=1" in command
+    # A server with room for two 1 MiB volumes, as a nearly full disk would give it.
+    record = processes.spawn(command + ["-volume.max=2"], tmp_path / "weed.log", _s3_env(settings, creds),
+                             cwd=settings.service_dir("s3"))
+    try:
+        assert processes.wait_until(lambda: record.alive() and _s3_healthy(settings, creds), 60)
+        monkeypatch.setenv("VTON_S3_ENDPOINT", settings.s3_endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds.access_key)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds.secret_key)
+        s3_client(settings, creds).create_bucket(Bucket="full")
+        store = S3Store("full", "shards")
+        with pytest.raises(StoreError) as failure:
+            for index in range(8):
+                store.put_bytes(f"part-{index}.bin", os.urandom(700_000))
+        message = str(failure.value)
+        assert f"s3://full/shards/part-{index}.bin" in message and "InternalError" in message
+        assert "volume slots" in message and ".vton/stack/s3" in message
+        assert index > 0, "the first object should have fit"
+    finally:
+        processes.kill_session(record)  # a throwaway server: SIGTERM waits on its failed writes
