@@ -102,6 +102,19 @@ def test_mask_ssim_masks_background_from_the_real_parse():
     assert (ssim_per_image(fa, fb) > ssim_per_image(a, b)).all()
 
 
+def test_mask_regions_keep_the_garment_or_the_face_and_hair():
+    from vton_models.metrics.masked import region_mask
+
+    parse = torch.tensor([[[0, 2, 13, 5, 6, 7, 14]]])
+    assert region_mask(parse, "foreground")[0, 0, 0].tolist() == [0, 1, 1, 1, 1, 1, 1]
+    assert region_mask(parse, "cloth")[0, 0, 0].tolist() == [0, 0, 0, 1, 1, 1, 0]
+    assert region_mask(parse, "face_hair")[0, 0, 0].tolist() == [0, 1, 1, 0, 0, 0, 0]
+    with pytest.raises(MetricInputError, match="mask region 'hands'"):
+        region_mask(parse, "hands")
+    with pytest.raises(ValueError, match="mask_region 'hands'"):
+        SuiteOptions(mask_region="hands")
+
+
 # ------------------------------------------------------------------------------- distribution
 
 

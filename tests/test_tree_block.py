@@ -11,7 +11,7 @@ import torch
 
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import load_config
-from plugins.data import shard_to_s3
+from plugins.data import multipose_tryon, shard_to_s3
 from plugins.weights import torch_home  # noqa: F401
 
 SIZE = "data.image_size=64x64"  # the parse U-Net's six downsamplings need multiples of 64
@@ -273,26 +273,14 @@ def test_pipeline_runs_the_five_stages_as_ray_jobs_each_wired_to_the_versions_be
     assert [m.step for m in history] == [0, 16] and history[1].value < history[0].value  # the warp learns
 
     # The whole chain a user runs: try the joint model on, in another pose, with two garments.
-    data = mpv_shards / "data"
-    test_line = next(line.split("\t") for line in (data / "all_poseA_poseB_clothes_0607.txt").read_text().splitlines()
-                     if line.endswith("test"))
-    a, b = Path(test_line[0]), Path(test_line[1])
-    person = ["--person", str(data / "all" / a), "--pose", str(data / "all_person_clothes_keypoints" /
-              a.parent / f"{a.stem}_keypoints.json"), "--parse", str(data / "all_parsing" / a.with_suffix(".png"))]
-    target = str(data / "all_person_clothes_keypoints" / b.parent / f"{b.stem}_keypoints.json")
-    cloths = sorted(data.glob("all/*/*=cloth_front.jpg"))[:2]
-    for i, cloth in enumerate(cloths):
-        mask = cloth.with_name(cloth.stem + "_mask.jpg")
-        code = main(["tryon", "--model", uri["joint"], *person, "--cloth", str(cloth), "--cloth-mask", str(mask),
-                     "--target-pose", target, "--out", str(tmp_path / f"o{i}")])
-        assert code == 0, capsys.readouterr().err
     import cv2
 
-    first, second = (cv2.imread(str(tmp_path / f"o{i}" / f"{a.stem}.png")) for i in range(2))
+    runs = multipose_tryon(uri["joint"], mpv_shards / "data", tmp_path)
+    assert [code for code, _, _ in runs] == [0, 0], runs
+    first, second = (cv2.imread(str(picture)) for _, picture, _ in runs)
     assert first.shape == (64, 64, 3) and not (first == second).all()  # another garment, another picture
-    code = main(["tryon", "--model", uri["joint"], *person, "--cloth", str(cloths[0]), "--cloth-mask",
-                 str(cloths[0].with_name(cloths[0].stem + "_mask.jpg")), "--out", str(tmp_path / "x")])
-    assert code == 2 and "give --target-pose JSON" in capsys.readouterr().err
+    [(code, _, err)] = multipose_tryon(uri["joint"], mpv_shards / "data", tmp_path / "x", cloths=1, target_pose=False)
+    assert code == 2 and "give --target-pose JSON" in err
 
     # The paper's metrics, paired on the test triplets, IS over 10 splits.
     code = main(["eval", "--model", uri["joint"], "--data", f"{mpv_s3}/test/manifest.json", "--fid-dims", "64",

@@ -59,7 +59,7 @@ class ConditionalGAN:
 
 
 class LazyLossNetwork:
-    """A frozen loss network (VGG) built on first use and kept on the device of the images it was
+    """A frozen loss network (VGG, a face-identity network) built on first use and kept on the device of the images it was
     last given: a stage whose term weighs 0 never loads the weight file, and a recipe built on the
     driver holds no network."""
 
@@ -75,7 +75,7 @@ class LazyLossNetwork:
     def __call__(self, fake: Tensor, real: Tensor):
         if self._net is None:
             self._net = self._build()
-        if self._net.mean.device != fake.device:
+        if next(self._net.parameters()).device != fake.device:
             self._net = self._net.to(fake.device)
         return self._net(fake, real)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Union
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 import torch
 from torch import nn
@@ -25,6 +25,28 @@ Tensor = torch.Tensor
 
 ROLES = ("generator", "discriminator")
 OPTIMIZERS = ("adam", "adamw")
+
+
+def int_option(options: Mapping[str, Any], key: str, minimum: int = 1) -> int:
+    """``model.<key>`` as an integer >= ``minimum`` (YAML's ``true`` is not a 1)."""
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"model.{key}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def choice_option(options: Mapping[str, Any], key: str, allowed: Sequence[str]) -> str:
+    """``model.<key>`` as one of ``allowed``."""
+    if options[key] not in allowed:
+        raise ValueError(f"model.{key}: {options[key]!r} is not one of {list(allowed)}")
+    return options[key]
+
+
+def bool_option(options: Mapping[str, Any], key: str) -> bool:
+    """``model.<key>`` as true or false (not a string or a number that happens to be truthy)."""
+    if not isinstance(options[key], bool):
+        raise ValueError(f"model.{key}: expected true or false, got {options[key]!r}")
+    return options[key]
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,11 @@ class Recipe(ABC):
     #: Options whose values change a network's inputs (e.g. unet_sa's ``garment_input``);
     #: ``vton models summary`` builds and reports every value.
     input_variants: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: Seed of the training micro-batch being computed: set by the trainer before ``inputs`` from
+    #: (``train.seed``, step, rank, micro-batch), None outside training (evaluation, try-on). What a
+    #: recipe draws at random while training comes from ``training_generator``, so a resumed run
+    #: draws exactly what the uninterrupted one drew, whatever else consumed torch's global RNG.
+    training_seed: int | None = None
 
     def __init__(self, context: RecipeContext) -> None:
         unknown = set(context.loss_weights) - set(self.default_loss_weights)
@@ -174,6 +201,13 @@ class Recipe(ABC):
     @abstractmethod
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         """The try-on image in [-1, 1], for evaluation, sample grids and inference."""
+
+    def training_generator(self) -> torch.Generator | None:
+        """A CPU generator seeded for this training micro-batch (the same one on every call within
+        it, so a D phase and a G phase see the same draws), or None outside training."""
+        if self.training_seed is None:
+            return None
+        return torch.Generator().manual_seed(self.training_seed)
 
     def checked_fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``batch_fields`` taken from a batch, each checked to be (B, channels, H, W); a missing or

@@ -30,3 +30,12 @@ def palette_image(scores: Tensor, palette: Tensor | tuple[tuple[int, int, int], 
 def pose_image(channels: Tensor) -> Tensor:
     """(B, K, H, W) pose maps in [0, 1] -> (B, 3, H, W): all keypoints white on black."""
     return (channels.amax(1, keepdim=True).clamp(0, 1) * 2 - 1).expand(-1, 3, -1, -1)
+
+
+def multipose_panels(inputs: dict, generated: Tensor, target: Tensor) -> list[Tensor]:
+    """A multi-pose stage's sample-grid columns (seeds 002 and 004): source | cloth | target pose |
+    (the predicted target parse, where the stage reads one) | generated | ground truth."""
+    panels = [inputs["src_person"], inputs["cloth"], pose_image(inputs["tgt_pose"])]
+    if "soft_parse" in inputs:
+        panels.append(palette_image(inputs["soft_parse"]))
+    return panels + [generated, target]

@@ -20,7 +20,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
                           threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
-                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced, is_splits=args.is_splits)
+                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced, is_splits=args.is_splits,
+                          mask_region=args.mask)
     except (ModelError, MissingWeightsError) as exc:
         raise UserError(str(exc)) from None
     print(result.table())
@@ -71,6 +72,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--is-splits", type=int, default=1,
                    help="also report IS and mask-IS as mean +- std over this many splits (papers' 10; default: "
                         "one split only)")
+    p.add_argument("--mask", default="foreground",
+                   help="what mask-SSIM and mask-IS keep of the real person: foreground (default, seed 002's), "
+                        "cloth or face_hair (seed 004's regions)")
     p.set_defaults(handler=_cmd_eval)
 
     p = sub.add_parser("tryon", help="try-on images from a registered model")

@@ -15,6 +15,7 @@ resolution and representation are those the model was trained with.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,11 @@ import numpy as np
 import torch
 
 from orchestrator.registry.models import LoadedModel, ModelError, load_registered
+from vton_models.metrics.masked import MASK_REGIONS
+
+#: The pretrained networks an evaluation can load (``SuiteOptions.networks``), with what they serve.
+ALL_NETWORKS = ("inception", "lpips")
+NETWORK_METRICS = {"inception": "FID, KID, IS, mask-IS (Inception)", "lpips": "LPIPS (AlexNet)"}
 
 EVAL_EXPERIMENT = "vton-eval"
 BATCH_SIZE = 8
@@ -135,19 +141,27 @@ class EvalTask:
     batch_size: int = BATCH_SIZE
     fid_dims: int = 2048
     is_splits: int = 1
+    mask_region: str = "foreground"
+    networks: tuple[str, ...] = ALL_NETWORKS
+
+    def suite_options(self) -> Any:
+        from vton_models.metrics import SuiteOptions
+
+        return SuiteOptions(paired=self.pairs == "paired", fid_dims=self.fid_dims, is_splits=self.is_splits,
+                            mask_region=self.mask_region, networks=self.networks)
 
 
 def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     """Generate + accumulate for one worker's shards; returns ``MetricSuite.state_dict()``."""
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.stages import attach_consumed_stages
-    from vton_models.metrics import MetricSuite, SuiteOptions, to_unit_range
+    from vton_models.metrics import MetricSuite, to_unit_range
 
     torch.set_num_threads(max(1, task.threads))
     cfg = model.config
     recipe = build_recipe_from_config(cfg)
     attach_consumed_stages(recipe)
-    suite = MetricSuite(SuiteOptions(paired=task.pairs == "paired", fid_dims=task.fid_dims, is_splits=task.is_splits))
+    suite = MetricSuite(task.suite_options())
     representation = cfg.data.representation or recipe.representation.name
     with torch.no_grad():
         for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
@@ -195,7 +209,7 @@ class EvalResult:
         return "\n".join(lines)
 
 
-def protocol_card(image_size: tuple[int, int], is_splits: int = 1) -> dict[str, Any]:
+def protocol_card(image_size: tuple[int, int], is_splits: int = 1, mask_region: str = "foreground") -> dict[str, Any]:
     """What the numbers mean; stored with every result so a JSON file explains itself."""
     from importlib.metadata import version
 
@@ -203,6 +217,9 @@ def protocol_card(image_size: tuple[int, int], is_splits: int = 1) -> dict[str, 
         "is": "one split over the whole set" + (
             f"; is_split_* / mask_is_split_*: mean and std over {is_splits} equal splits of the set ordered by "
             "sample-key hash (the same for any worker count)" if is_splits > 1 else ""),
+        "mask": f"mask_ssim / mask_is keep the real person's {mask_region} "
+                f"({', '.join(map(str, MASK_REGIONS[mask_region])) if MASK_REGIONS[mask_region] else 'every label but 0'}"
+                " of the LIP parse), the rest set to black in both images",
         "resolution_hw": list(image_size), "colour": "RGB, 8-bit quantised, values in [0, 1]",
         "resize": "cv2.INTER_AREA (shrink) / INTER_LINEAR (enlarge) to the model's data.image_size; "
                   "Inception: bilinear to 299x299 inside pytorch-fid",
@@ -254,13 +271,17 @@ def evaluated_inputs(model: LoadedModel, teacher_forced: bool) -> str:
 
 def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1, threads_per_worker: int = 1,
              batch_size: int = BATCH_SIZE, log_to_mlflow: bool = True, fid_dims: int = 2048,
-             teacher_forced: bool = False, is_splits: int = 1) -> EvalResult:
+             teacher_forced: bool = False, is_splits: int = 1, mask_region: str = "foreground",
+             networks: tuple[str, ...] = ALL_NETWORKS) -> EvalResult:
     """Evaluate ``model_uri`` on manifest ``data`` with ``workers`` Ray tasks; log the result.
 
     A teacher-forced training stage is refused unless ``teacher_forced`` (its result card then says so).
-    ``is_splits`` > 1 adds IS and mask-IS as mean and std over that many splits (seed 002's protocol)."""
+    ``is_splits`` > 1 adds IS and mask-IS as mean and std over that many splits (seed 002's protocol);
+    ``mask_region`` is what the masked metrics keep (seed 004's cloth or face_hair regions);
+    ``networks`` the pretrained networks to load (the others' metrics are skipped, and so are their
+    weight files: a promotion gate judging on L1 needs neither)."""
     from shards.manifest import Manifest
-    from vton_models.metrics import MetricSuite, SuiteOptions
+    from vton_models.metrics import MetricSuite
 
     if pairs not in ("paired", "unpaired"):
         raise EvalError(f"--pairs {pairs!r}: allowed paired, unpaired")
@@ -268,6 +289,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
         raise EvalError(f"--workers {workers}: must be >= 1")
     if is_splits < 1:
         raise EvalError(f"--is-splits {is_splits}: must be >= 1")
+    if mask_region not in MASK_REGIONS:
+        raise EvalError(f"--mask {mask_region!r}: allowed {', '.join(MASK_REGIONS)}")
     manifest = Manifest.load(data)
     if manifest.num_samples == 0:
         raise EvalError(f"--data {data}: the manifest lists no samples")
@@ -275,8 +298,11 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     model = load_model(model_uri)
     generated_from = evaluated_inputs(model, teacher_forced)
     start = time.monotonic()
-    tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims, is_splits)
-             for i in range(workers)]
+    tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims, is_splits, mask_region,
+                      tuple(networks)) for i in range(workers)]
+    skipped = [NETWORK_METRICS[n] for n in ALL_NETWORKS if n not in networks]
+    if skipped:
+        print(f"[vton] eval: skipping {'; '.join(skipped)}: not needed here", file=sys.stderr, flush=True)
     if workers == 1:
         states = [evaluate_part(model, tasks[0])]
     else:
@@ -286,13 +312,14 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
             remote = ray.remote(num_cpus=threads_per_worker)(_ray_part)
             ref = ray.put(model)
             states = ray.get([remote.remote(ref, t) for t in tasks])
-    suite = MetricSuite(SuiteOptions(paired=pairs == "paired", fid_dims=fid_dims, is_splits=is_splits))
+    suite = MetricSuite(tasks[0].suite_options())
     for state in states:
         suite.merge_state(state)
     metrics = suite.compute()
     result = EvalResult(model_uri, model.name, model.version, data, pairs, workers, time.monotonic() - start,
                         metrics, {"generated_from": generated_from,
-                                  **protocol_card(tuple(model.config.data.image_size), is_splits)})
+                                  **protocol_card(tuple(model.config.data.image_size), is_splits, mask_region),
+                                  **({"skipped": skipped} if skipped else {})})
     if log_to_mlflow:
         result.mlflow_run_id = log_eval_run(result)
     return result

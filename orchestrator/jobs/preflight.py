@@ -94,12 +94,14 @@ def _check_deepspeed(cfg: Config, recipe) -> None:
     if cfg.precision.mode == "fp16" and math.log2(cfg.precision.init_scale) % 1 != 0:
         raise ConfigError(f"precision.init_scale: {cfg.precision.init_scale} must be a power of two with "
                           "strategy.name=deepspeed (DeepSpeed configures it as fp16.initial_scale_power)")
-    if getattr(recipe, "loss_weights", {}).get("gp", 0) != 0:
+    penalties = {k: v for k, v in getattr(recipe, "loss_weights", {}).items() if (k == "gp" or k.endswith("_gp")) and v}
+    if penalties:  # ``gp``, or one per discriminator (seed 004's d1_gp, d2_gp, ...)
+        key, value = next(iter(penalties.items()))
         raise ConfigError(
-            f"loss.weights.gp: {recipe.loss_weights['gp']} (gradient penalty) is not supported with "
+            f"loss.weights.{key}: {value} (gradient penalty) is not supported with "
             "strategy.name=deepspeed: its double backward (torch.autograd.grad through D's engine) runs DeepSpeed's "
             "backward hooks outside engine.backward, which raises at ZeRO 0 and is not a supported gradient path "
-            "at ZeRO 1/2. Set loss.weights.gp=0 or use strategy.name=ddp")
+            "at ZeRO 1/2. Set " + ", ".join(f"loss.weights.{k}=0" for k in penalties) + " or use strategy.name=ddp")
     if cfg.precision.mode == "fp16":
         shared = [p.name for p in recipe.phases if len(p.networks) > 1]
         if shared:

@@ -7,7 +7,6 @@ before the first checkpoint exists, the run is found again by its ``vton.run_nam
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from typing import Mapping, Sequence
 
@@ -35,17 +34,6 @@ def sample_grid(panels: Sequence[torch.Tensor], max_rows: int = 4) -> np.ndarray
         rows.append(torch.cat(cells, dim=2))
     grid = torch.cat(rows, dim=1)
     return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-
-
-def git_commit() -> str:
-    """The code version for model tags: set by `vton submit` (jobs run without .git) or read here."""
-    if os.environ.get("VTON_GIT_COMMIT"):
-        return os.environ["VTON_GIT_COMMIT"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def registered_model_name(cfg: Config) -> str:

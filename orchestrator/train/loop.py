@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ from orchestrator.checkpoints.state import (
 from orchestrator.config import Config, config_from_dict
 from orchestrator.recipes import build_recipe_from_config, refuse_inference_only
 from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
-from orchestrator.registry.tracking import git_commit, make_tracker, sample_grid
+from orchestrator.provenance import git_commit
+from orchestrator.registry.tracking import make_tracker, sample_grid
 from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags
 from orchestrator.train.ema import NetworkEMA
 from orchestrator.train.freezing import frozen, power_iteration_paused
@@ -87,6 +89,13 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def micro_batch_seed(seed: int, step: int, rank: int, micro_batch: int) -> int:
+    """A 63-bit seed that only (``train.seed``, step, rank, micro-batch) decide: a resumed run
+    (same step, same consumed-batch count) gets the seeds the uninterrupted run got."""
+    digest = hashlib.sha256(f"{seed}:{step}:{rank}:{micro_batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -253,6 +262,8 @@ class GanLoop:
                 batch = next(batches)
                 data_wait += time.perf_counter() - waited
                 self.position.batches_consumed += 1
+                self.recipe.training_seed = micro_batch_seed(cfg.train.seed, step, self.ctx.rank,
+                                                             self.position.batches_consumed)
                 x = self.recipe.inputs(_to_device(batch, self.ctx.device))
                 for phase in active:
                     produced = self._micro_step(phase, x, micro == 0, micro == cfg.train.grad_accum - 1,
@@ -261,6 +272,7 @@ class GanLoop:
             for phase in active:
                 for name in phase.networks:
                     self._step_network(name)
+        self.recipe.training_seed = None  # evaluation and sample grids draw nothing
         for name, ema in self.emas.items():
             ema.update(self.strategy.module(name))
         for phase in phases:  # a phase's terms: the mean over its rounds of each round's accumulated value

@@ -40,6 +40,33 @@ def s3_shards(root: Path, bucket: str, tag: str, n: int, seed: int) -> str:
     return shard_to_s3(root / "data", "viton_hd", bucket, tag)
 
 
+def multipose_tryon(model: str, data: Path, out: Path, cloths: int = 2,
+                    target_pose: bool = True) -> list[tuple[int, Path, str]]:
+    """``vton tryon`` of a multi-pose ``model`` as a user runs it on an MPV test triplet: person A
+    with its pose and parse, rendered in B's pose (``target_pose``), once per garment. Per garment:
+    (exit code, the picture it wrote, its stderr)."""
+    import contextlib
+    import io
+
+    from orchestrator.cli import main
+
+    line = next(line.split("\t") for line in (data / "all_poseA_poseB_clothes_0607.txt").read_text().splitlines()
+                if line.endswith("test"))
+    a, b = Path(line[0]), Path(line[1])
+    keypoints = data / "all_person_clothes_keypoints"
+    person = ["--person", str(data / "all" / a), "--pose", str(keypoints / a.parent / f"{a.stem}_keypoints.json"),
+              "--parse", str(data / "all_parsing" / a.with_suffix(".png"))]
+    target = ["--target-pose", str(keypoints / b.parent / f"{b.stem}_keypoints.json")] if target_pose else []
+    runs = []
+    for i, cloth in enumerate(sorted(data.glob("all/*/*=cloth_front.jpg"))[:cloths]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["tryon", "--model", model, *person, "--cloth", str(cloth), "--cloth-mask",
+                         str(cloth.with_name(cloth.stem + "_mask.jpg")), *target, "--out", str(out / f"o{i}")])
+        runs.append((code, out / f"o{i}" / f"{a.stem}.png", err.getvalue()))
+    return runs
+
+
 def decoded_samples(root: Path, layout: str = "viton_hd", split: str = "train") -> list:
     """Every sample of a layout's split, decoded as the stream would (no shards written)."""
     from shards.decode import decode_sample

@@ -17,7 +17,7 @@ import torch
 from vton_models.metrics.checks import check_images, check_pair
 from vton_models.metrics.distribution import (FeatureReservoir, FeatureStats, InceptionScoreStats, SplitInceptionScore,
                                               _distributed, frechet_distance, kernel_inception_distance)
-from vton_models.metrics.masked import apply_mask, foreground_mask
+from vton_models.metrics.masked import MASK_REGIONS, apply_mask, region_mask
 from vton_models.metrics.paired import (l1_per_image, ms_ssim_scales, psnr_per_image, ssim_and_ms_ssim_per_image,
                                        ssim_per_image)
 from vton_models.metrics.transfer import TransferScore
@@ -43,6 +43,28 @@ class SuiteOptions:
     fid_dims: int = 2048  # pytorch-fid --dims; anything but 2048 is for tests, not the protocol
     channels_last: bool = True  # same numbers (float32 conv, different loop order), ~1.6x faster on CPU
     is_splits: int = 1  # > 1 adds IS / mask-IS as mean and std over that many splits (seed 002's 10)
+    mask_region: str = "foreground"  # what mask-SSIM / mask-IS keep: foreground | cloth | face_hair (seed 004)
+    #: The pretrained networks to load: "inception" (FID, KID, IS, mask-IS), "lpips" (LPIPS). Without
+    #: one, its metrics are not computed and its weight file is not needed (a gate judging on L1).
+    networks: tuple[str, ...] = ("inception", "lpips")
+
+    def __post_init__(self) -> None:
+        if self.mask_region not in MASK_REGIONS:
+            raise ValueError(f"mask_region {self.mask_region!r}: allowed {list(MASK_REGIONS)}")
+        unknown = set(self.networks) - set(METRIC_NETWORKS.values())
+        if unknown:
+            raise ValueError(f"networks {sorted(unknown)}: allowed {sorted(set(METRIC_NETWORKS.values()))}")
+
+
+#: The metrics that need a pretrained network, and which one.
+METRIC_NETWORKS = {"fid": "inception", "kid": "inception", "is": "inception", "mask_is": "inception",
+                   "is_real": "inception", "lpips": "lpips"}
+
+
+def networks_for(metrics: Sequence[str]) -> tuple[str, ...]:
+    """The ``SuiteOptions.networks`` that computing ``metrics`` needs (in a stable order)."""
+    needed = {METRIC_NETWORKS[m] for m in metrics if m in METRIC_NETWORKS}
+    return tuple(n for n in ("inception", "lpips") if n in needed)
 
 
 class MetricSuite:
@@ -54,8 +76,9 @@ class MetricSuite:
         # The files are checked now (a missing one is an error before any image is generated); the
         # networks load on the first ``update``, so a suite that only merges and computes (the
         # driver of ``vton eval``) never builds Inception or LPIPS.
-        weights.require("inception_fid")
-        if options.paired:
+        if "inception" in options.networks:
+            weights.require("inception_fid")
+        if options.paired and "lpips" in options.networks:
             if options.lpips_net not in LPIPS_BACKBONES:
                 raise ValueError(f"lpips_net {options.lpips_net!r}: allowed {sorted(LPIPS_BACKBONES)}")
             weights.require(LPIPS_BACKBONES[options.lpips_net])
@@ -65,6 +88,7 @@ class MetricSuite:
         self.sums = torch.zeros(len(PAIRED), dtype=torch.float64)
         self.psnr_capped = 0
         self.paired_count = 0
+        self.images_seen = 0
         d = options.fid_dims
         self.fid_fake, self.fid_real = FeatureStats(d), FeatureStats(d)
         self.kid_fake, self.kid_real = FeatureReservoir(dim=d), FeatureReservoir(dim=d)
@@ -114,8 +138,9 @@ class MetricSuite:
         if self.options.masked:
             if parse is None:
                 raise ValueError("masked metrics need the real person's parse map (or SuiteOptions(masked=False))")
-            mask = foreground_mask(parse.to(self.device))
+            mask = region_mask(parse.to(self.device), self.options.mask_region)
             masked = (apply_mask(fake, mask), apply_mask(real, mask))
+        self.images_seen += fake.shape[0]
         self._paired(fake, real, masked)
         self._features(fake, real, keys, masked)
         if not self.options.paired and garment is not None and parse is not None:
@@ -133,8 +158,9 @@ class MetricSuite:
             "ms_ssim": ms_ssim,
             "psnr": psnr.clamp(max=PSNR_CAP),
             "l1": l1_per_image(fake, real),
-            "lpips": self.lpips(fake.contiguous(), real.contiguous(), normalize=True).flatten().cpu(),
         }
+        if "lpips" in self.options.networks:
+            values["lpips"] = self.lpips(fake.contiguous(), real.contiguous(), normalize=True).flatten().cpu()
         if masked is not None:
             values["mask_ssim"] = ssim_per_image(*masked)
         for i, name in enumerate(PAIRED):
@@ -144,6 +170,8 @@ class MetricSuite:
         self.paired_count += fake.shape[0]
 
     def _features(self, fake: torch.Tensor, real: torch.Tensor, keys: Sequence[str], masked: tuple | None) -> None:
+        if "inception" not in self.options.networks:
+            return
         pool_f, logits_f = self.inception(fake.contiguous(memory_format=self._fmt))
         pool_r, logits_r = self.inception(real.contiguous(memory_format=self._fmt))
         self.fid_fake.update(pool_f)
@@ -171,25 +199,27 @@ class MetricSuite:
             return
         import torch.distributed as dist
 
-        counts = torch.tensor([self.psnr_capped, self.paired_count, *self.transfer.state()], dtype=torch.float64)
+        counts = torch.tensor([self.psnr_capped, self.paired_count, self.images_seen, *self.transfer.state()],
+                              dtype=torch.float64)
         dist.all_reduce(self.sums)
         dist.all_reduce(counts)
-        self.psnr_capped, self.paired_count = int(counts[0]), int(counts[1])
+        self.psnr_capped, self.paired_count, self.images_seen = int(counts[0]), int(counts[1]), int(counts[2])
         self.transfer = TransferScore()
-        self.transfer.merge([int(c) for c in counts[2:]])
+        self.transfer.merge([int(c) for c in counts[3:]])
         for part in self._parts():
             part.all_reduce()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything ``merge_state`` needs, as picklable CPU objects (Ray task results)."""
         return {"sums": self.sums, "psnr_capped": self.psnr_capped, "paired_count": self.paired_count,
-                "image_size": self.image_size, "parts": [p.__dict__ for p in self._parts()],
+                "images_seen": self.images_seen, "image_size": self.image_size, "parts": [p.__dict__ for p in self._parts()],
                 "transfer": self.transfer.state()}
 
     def merge_state(self, state: dict[str, Any]) -> None:
         self.sums += state["sums"]
         self.psnr_capped += state["psnr_capped"]
         self.paired_count += state["paired_count"]
+        self.images_seen += state["images_seen"]
         self.transfer.merge(state.get("transfer", [0, 0, 0]))
         if self.image_size is None:
             self.image_size = state["image_size"]
@@ -203,18 +233,29 @@ class MetricSuite:
     # -------------------------------------------------------------------------------- results
     def compute(self) -> dict[str, float]:
         """Final numbers; paired metrics are means over images."""
-        n = self.fid_fake.count
+        n = self.images_seen
         if n == 0:
             raise ValueError("no images were evaluated")
-        out: dict[str, float] = {"images": float(n), "fid_dims": float(self.options.fid_dims)}
+        out: dict[str, float] = {"images": float(n)}
         if self.options.paired:
             for i, name in enumerate(PAIRED):
-                if name == "mask_ssim" and not self.options.masked:
+                skipped = (name == "mask_ssim" and not self.options.masked) or (
+                    name == "lpips" and "lpips" not in self.options.networks)
+                if skipped:
                     continue
                 out[name] = float(self.sums[i] / self.paired_count)
             out["psnr_capped_images"] = float(self.psnr_capped)
             assert self.image_size is not None
             out["ms_ssim_scales"] = float(ms_ssim_scales(*self.image_size))
+        if "inception" in self.options.networks:
+            out.update(self._inception_metrics())
+        if self.transfer.judged or self.transfer.unjudged:
+            transfer = self.transfer.compute()
+            out.update({k: v for k, v in transfer.items() if v is not None})
+        return out
+
+    def _inception_metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {"fid_dims": float(self.options.fid_dims)}
         out["fid"] = frechet_distance(self.fid_fake, self.fid_real)
         out["kid"] = kernel_inception_distance(self.kid_fake, self.kid_real)
         out["is"] = self.is_fake.score()
@@ -226,7 +267,4 @@ class MetricSuite:
                 out[f"{name}_split_mean"], out[f"{name}_split_std"] = split.score()
         if self.is_split:
             out["is_splits"] = float(self.options.is_splits)
-        if self.transfer.judged or self.transfer.unjudged:
-            transfer = self.transfer.compute()
-            out.update({k: v for k, v in transfer.items() if v is not None})
         return out

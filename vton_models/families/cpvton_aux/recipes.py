@@ -34,7 +34,7 @@ from vton_models.gan import LazyPerceptual
 from vton_models.losses import PIX2PIXHD_VGG_WEIGHTS, l1_loss, second_order_constraint, weighted_cross_entropy
 from vton_models.metrics.parse import parse_scores
 from vton_models.networks.gmm import sample_garment
-from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
+from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext, int_option
 from vton_models.representation.base import Representation
 from vton_models.representation.cpvton import CPVTON
 from vton_models.representation.parse import LIP_LABELS, NUM_LIP_LABELS, label_lut
@@ -83,12 +83,6 @@ def _is_positive_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
-def _check_positive_int(opts: Mapping[str, Any], key: str) -> None:
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"model.{key}: expected an integer >= 1, got {value!r}")
-
-
 class _CPVTONRecipe(Recipe):
     representation: ClassVar[Representation] = CPVTON
     networks: ClassVar[tuple[NetworkSpec, ...]] = (NetworkSpec("G", "generator", CPVTON_OPTIMIZER),)
@@ -110,7 +104,7 @@ class _CPVTONRecipe(Recipe):
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         opts = self.model_options
-        _check_positive_int(opts, "ngf")
+        int_option(opts, "ngf")
         for key in ("aux", "align_corners"):
             if not isinstance(opts[key], bool):
                 raise ValueError(f"model.{key}: expected true or false, got {opts[key]!r}")

@@ -35,7 +35,7 @@ Adam 2e-4 for every network, betas (0.5, 0.999), constant (the paper's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vton_models.families.tree_block import networks
+from vton_models.frozen_stages import FrozenStages
 from vton_models.gan import ConditionalGAN, LazyLossNetwork
 from vton_models.layers.tree_block import check_dilations
 from vton_models.losses import (
@@ -56,13 +57,22 @@ from vton_models.metrics.parse import parse_scores
 from vton_models.parse_stage import TargetParseStage
 from vton_models.networks.gmm import sample_garment
 from vton_models.networks.resnet_generator import BLOCKS
-from vton_models.recipe import NetworkSpec, OptimizerSpec, Phase, Recipe, RecipeContext
+from vton_models.recipe import (
+    NetworkSpec,
+    OptimizerSpec,
+    Phase,
+    Recipe,
+    RecipeContext,
+    bool_option,
+    choice_option,
+    int_option,
+)
 from vton_models.representation.base import Representation
 from vton_models.representation.cpvton import SHAPE_FACTOR, UPPER_GARMENT_LABELS
 from vton_models.representation.multipose import MULTIPOSE
 from vton_models.representation.parse import NUM_LIP_LABELS
 from vton_models.representation.regions import FACE_HAIR_LABELS, crop_boxes, face_boxes, paste_boxes
-from vton_models.visual import palette_image, pose_image
+from vton_models.visual import multipose_panels, palette_image
 
 Tensor = torch.Tensor
 
@@ -71,25 +81,12 @@ ADAM = OptimizerSpec(lr=2e-4, betas=(0.5, 0.999), schedule="constant")
 GAN_PHASES = (Phase("D", ("D",), "d_losses"), Phase("G", ("G",), "g_losses"))
 
 
-def _check_int(opts: Mapping[str, Any], key: str, minimum: int = 1) -> int:
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"model.{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_choice(opts: Mapping[str, Any], key: str, allowed: Sequence[str]) -> str:
-    if opts[key] not in allowed:
-        raise ValueError(f"model.{key}: {opts[key]!r} is not one of {list(allowed)}")
-    return opts[key]
-
-
 def _check_generator_options(o: Mapping[str, Any]) -> None:
     """The Tree-Block generators' options (appearance and face)."""
     for key in ("ngf", "ndf"):
-        _check_int(o, key)
-    _check_int(o, "n_blocks", 0)
-    _check_choice(o, "block", BLOCKS)
+        int_option(o, key)
+    int_option(o, "n_blocks", 0)
+    choice_option(o, "block", BLOCKS)
     if not isinstance(o["tree_dilations"], (list, tuple)):
         raise ValueError(f"model.tree_dilations: expected a list of integers, got {o['tree_dilations']!r}")
     check_dilations(o["tree_dilations"], "model.tree_dilations")
@@ -113,17 +110,12 @@ def gmm_person_input(parse_probs: Tensor, pose: Tensor) -> Tensor:
     return torch.cat([soft_shape(1 - probs[:, :1]), region, pose.float()], 1)
 
 
-class _TreeBlockRecipe(Recipe):
+class _TreeBlockRecipe(FrozenStages, Recipe):
     representation: ClassVar[Representation] = MULTIPOSE
     batch_fields: ClassVar[dict[str, int]] = {
         "src_person": 3, "src_parse_onehot": NUM_LIP_LABELS, "src_agnostic": 3, "tgt_pose": networks.POSE_CHANNELS,
         "cloth": 3, "cloth_mask": 1, "person": 3, "tgt_parse_onehot": NUM_LIP_LABELS, "tgt_cloth_region": 1,
         "tgt_cloth_rgb": 3}
-
-    def __init__(self, context: RecipeContext) -> None:
-        super().__init__(context)
-        #: Consumed stages attached so far: key -> (their recipe, their generator, frozen).
-        self.frozen: dict[str, tuple[Recipe, nn.Module]] = {}
 
     def _fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         x = self.checked_fields(batch)
@@ -133,26 +125,6 @@ class _TreeBlockRecipe(Recipe):
                 x[box] = batch[box]
         return x
 
-    #: Consumed stage key -> the recipe class its registered model must have been trained by.
-    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {}
-
-    def attach_stage(self, key: str, stage: Recipe, networks_: Mapping[str, nn.Module]) -> None:
-        expected = self._stage_classes.get(key)
-        if expected is None or not isinstance(stage, expected):
-            raise ValueError(f"recipe '{self.name}': model.{key} must be a registered "
-                             f"'{self.consumes.get(key, key)}' model, got a '{stage.name}' model")
-        self.frozen[key] = (stage, networks_["G"].eval().requires_grad_(False))
-
-    def _attached(self, key: str, device: torch.device) -> tuple[Any, nn.Module]:
-        recipe, net = self.frozen[key]
-        return recipe, net.to(device)
-
-    def _require_attached(self, keys: Sequence[str]) -> None:
-        missing = [key for key in keys if key not in self.frozen]
-        if missing:
-            raise ValueError(f"recipe '{self.name}' needs model.{missing[0]} (models:/... of a registered "
-                             f"{self.consumes[missing[0]]} stage); none is attached")
-
     def _check_image_size(self, multiple: int, why: str) -> None:
         h, w = self.context.image_size
         if h % multiple or w % multiple or h < 64 or w < 64:
@@ -160,11 +132,7 @@ class _TreeBlockRecipe(Recipe):
                              "and at least 64x64")
 
     def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        """source | cloth | target pose | (soft target parse) | generated | ground truth."""
-        panels = [inputs["src_person"], inputs["cloth"], pose_image(inputs["tgt_pose"])]
-        if "soft_parse" in inputs:
-            panels.append(palette_image(inputs["soft_parse"]))
-        return panels + [generated, self.target(inputs)]
+        return multipose_panels(inputs, generated, self.target(inputs))
 
 
 # ------------------------------------------------------------------------------------ stage 1: P
@@ -183,7 +151,7 @@ class TreeBlockParseRecipe(TargetParseStage, _TreeBlockRecipe):
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         for key in ("ngf", "ndf"):
-            _check_int(self.model_options, key)
+            int_option(self.model_options, key)
         self._check_image_size(64, "the U-Net's six downsamplings")
         self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [condition; parse]
 
@@ -236,10 +204,9 @@ class TreeBlockGMMRecipe(_TreeBlockRecipe):
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
-        _check_int(self.model_options, "ngf")
-        _check_int(self.model_options, "grid_size", 2)
-        if not isinstance(self.model_options["align_corners"], bool):
-            raise ValueError(f"model.align_corners: expected true or false, got {self.model_options['align_corners']!r}")
+        int_option(self.model_options, "ngf")
+        int_option(self.model_options, "grid_size", 2)
+        bool_option(self.model_options, "align_corners")
         self._check_image_size(16, "the extractors' four downsamplings")
 
     def build_networks(self) -> dict[str, nn.Module]:
@@ -315,12 +282,12 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
         "gmm": None,                        # models:/... of a registered tree_block.gmm stage (required)
     }
     consumes: ClassVar[dict[str, str]] = {"parse": "tree_block.parse", "gmm": "tree_block.gmm"}
-    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {"parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe}
+    stage_classes: ClassVar[dict[str, type[Recipe]]] = {"parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe}
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         _check_generator_options(self.model_options)
-        _check_choice(self.model_options, "atten_target", ("warped_mask", "target_cloth_region"))
+        choice_option(self.model_options, "atten_target", ("warped_mask", "target_cloth_region"))
         self._check_image_size(4, "the generator's two downsamplings")
         self.gan = ConditionalGAN(context.gan_mode, condition_first=True)  # D sees [source; image]
         self.vgg = LazyLossNetwork(lambda: VGGFeatureStyleLoss("relu1_2"))
@@ -338,11 +305,11 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
                 "D": networks.pair_discriminator(o["ndf"])}
 
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        self._require_attached(("parse", "gmm"))
+        self.require_attached(("parse", "gmm"))
         x = self._fields(batch)
         device = x["cloth"].device
         with torch.no_grad():
-            x.update(upstream(self._attached("parse", device), self._attached("gmm", device), x))
+            x.update(upstream(self.attached("parse", device), self.attached("gmm", device), x))
         return x
 
     def render(self, G: nn.Module, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -403,14 +370,14 @@ class TreeBlockFaceRecipe(_TreeBlockRecipe):
         "parse": None, "gmm": None, "app": None,  # models:/... of the registered stages (required)
     }
     consumes: ClassVar[dict[str, str]] = {"parse": "tree_block.parse", "gmm": "tree_block.gmm", "app": "tree_block.app"}
-    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {
+    stage_classes: ClassVar[dict[str, type[Recipe]]] = {
         "parse": TreeBlockParseRecipe, "gmm": TreeBlockGMMRecipe, "app": TreeBlockAppearanceRecipe}
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         o = self.model_options
         _check_generator_options(o)
-        _check_int(o, "face_size", 16)
+        int_option(o, "face_size", 16)
         if o["face_size"] % 4 or o["face_size"] // 4 <= max(o["tree_dilations"]):
             raise ValueError(f"model.face_size: {o['face_size']} must be divisible by 4 (two downsamplings) and "
                              f"over 4 x the largest tree dilation ({max(o['tree_dilations'])})")
@@ -448,12 +415,12 @@ class TreeBlockFaceRecipe(_TreeBlockRecipe):
         return f["coarse"] + f["head_mask"] * (pasted - f["coarse"]), face
 
     def inputs(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        self._require_attached(tuple(self.consumes))
+        self.require_attached(tuple(self.consumes))
         x = self._fields(batch)
         device = x["cloth"].device
         with torch.no_grad():
-            x.update(upstream(self._attached("parse", device), self._attached("gmm", device), x))
-            app_recipe, app = self._attached("app", device)
+            x.update(upstream(self.attached("parse", device), self.attached("gmm", device), x))
+            app_recipe, app = self.attached("app", device)
             coarse = app_recipe.render(app, x)[0]
             x.update(self.face_inputs(x, x["soft_parse"], coarse))
             x["real_face"] = crop_boxes(x["person"], x["face_box"], (self.model_options["face_size"],) * 2)
@@ -504,7 +471,7 @@ class TreeBlockJointRecipe(_TreeBlockRecipe):
         "face": None,                       # models:/... of a registered tree_block.face stage (optional)
     }
     consumes: ClassVar[dict[str, str]] = {"face": "tree_block.face"}
-    _stage_classes: ClassVar[dict[str, type[Recipe]]] = {"face": TreeBlockFaceRecipe}
+    stage_classes: ClassVar[dict[str, type[Recipe]]] = {"face": TreeBlockFaceRecipe}
     initializes: ClassVar[dict[str, str]] = {
         "P": "tree_block.parse#G", "GMM": "tree_block.gmm#G", "G": "tree_block.app#G", "D": "tree_block.app#D"}
 
@@ -556,7 +523,7 @@ class TreeBlockJointRecipe(_TreeBlockRecipe):
         y, tryon, _ = self.forward(nets, inputs)
         if "face" not in self.frozen:
             return tryon
-        face_recipe, G_F = self._attached("face", tryon.device)
+        face_recipe, G_F = self.attached("face", tryon.device)
         return face_recipe.refine(G_F, face_recipe.face_inputs(y, y["soft_parse"], tryon))[0]
 
     def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -41,7 +41,7 @@ from vton_models.losses import gradient_penalty, l1_loss, second_order_constrain
 from vton_models.metrics.parse import parse_scores
 from vton_models.networks.gmm import GMM
 from vton_models.networks.multiscale import MultiscaleDiscriminator
-from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext
+from vton_models.recipe import NetworkSpec, Phase, Recipe, RecipeContext, int_option
 from vton_models.representation.base import Representation
 from vton_models.visual import palette_image
 
@@ -62,12 +62,6 @@ def parse_to_image(parse: Tensor) -> Tensor:
 def seg_noise(like: Tensor) -> Tensor:
     """VITON-HD's ``gen_noise``: ``cv2.randn`` into uint8 then ``// 255`` -> 1 where N(0, 255) >= 255, else 0."""
     return (torch.randn_like(like) >= 1.0).to(like.dtype)
-
-
-def _check_int(opts: Mapping[str, Any], key: str, minimum: int = 1) -> None:
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"model.{key}: expected an integer >= {minimum}, got {value!r}")
 
 
 def _check_size(opts: Mapping[str, Any], key: str) -> tuple[int, int] | None:
@@ -93,7 +87,7 @@ class _VitonHDRecipe(Recipe):
     def _d_options(self) -> None:
         opts = self.model_options
         for key in ("ndf", "n_layers_D", "num_D"):
-            _check_int(opts, key)
+            int_option(opts, key)
         p = opts["d_dropout"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"model.d_dropout: expected a number in [0, 1), got {p!r}")
@@ -116,7 +110,7 @@ class VitonHDSegRecipe(_VitonHDRecipe):
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
-        _check_int(self.model_options, "ngf")
+        int_option(self.model_options, "ngf")
         self._d_options()
         self.work_size = _check_size(self.model_options, "work_size")
         h, w = self.work_size or tuple(context.image_size)
@@ -190,7 +184,7 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
     def __init__(self, context: RecipeContext) -> None:
         super().__init__(context)
         for key in ("ngf", "grid_size"):
-            _check_int(self.model_options, key, 2 if key == "grid_size" else 1)
+            int_option(self.model_options, key, 2 if key == "grid_size" else 1)
         self.work_size = _check_size(self.model_options, "work_size") or tuple(context.image_size)
         self.image_size = tuple(context.image_size)
 
@@ -275,7 +269,7 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
         super().__init__(context)
         opts = self.model_options
         for key in ("ngf", "norm_hidden"):
-            _check_int(opts, key, 2)
+            int_option(opts, key, 2)
         if opts["num_upsampling_layers"] not in UPSAMPLING_MODES:
             raise ValueError(f"model.num_upsampling_layers: {opts['num_upsampling_layers']!r} is not one of "
                              f"{sorted(UPSAMPLING_MODES)}")
