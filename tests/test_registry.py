@@ -128,18 +128,20 @@ def error_of(capsys, *argv: str) -> str:
 # -------------------------------------------------------------------------------- the gate
 
 
-def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, capsys):
+def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, capsys, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     from orchestrator.cli import main
     from orchestrator.train.data import manifest_sha256
-    from orchestrator.registry.promotion import METRIC_MODES, SWEEP_BEST_MODEL_TAG, SWEEP_BEST_VERSION_TAG
+    from orchestrator.registry.promotion import SWEEP_BEST_MODEL_TAG, SWEEP_BEST_VERSION_TAG
 
     client = MlflowClient()
     name = new_model(setup, ["bad", "good", "good"])  # v3 has v2's exact weights
     data = ["--data", setup["manifest"], *GATE]
 
-    # First model: an absolute threshold it fails keeps it out, without one it goes in.
+    # First model: an absolute threshold it fails keeps it out, without one it goes in. Judged on L1,
+    # the gate needs no pretrained network: an empty TORCH_HOME is enough.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-weights"))
     out = promote_json(capsys, name, "--candidate", "1", *data, "--threshold", "0.001")
     assert out["decision"] == "rejected" and "threshold" in out["reason"] and aliases(name) == {}
     assert "no @previous" in error_of(capsys, "promote", name, "--rollback")
@@ -147,9 +149,10 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
     assert out["decision"] == "promoted" and "no --threshold set" in out["reason"]
     assert aliases(name) == {"champion": "1"}
     bad_l1 = out["plan"]["candidate"]["value"]
-    # The gate's metric list is what run_eval reports about the model (minus bookkeeping numbers).
-    bookkeeping = {"images", "fid_dims", "psnr_capped_images", "ms_ssim_scales", "is_real"}
-    assert set(METRIC_MODES) == set(out["plan"]["candidate"]["metrics"]) - bookkeeping
+    assert set(out["plan"]["candidate"]["metrics"]) == {"images", "ssim", "mask_ssim", "ms_ssim", "psnr", "l1",
+                                                        "psnr_capped_images", "ms_ssim_scales"}
+    assert out["plan"]["protocol"]["skipped"] == ["FID, KID, IS, mask-IS (Inception)", "LPIPS (AlexNet)"]
+    monkeypatch.undo()
 
     # Better, named by a sweep's parent run (the contract tune/ writes): moves @champion, keeps @previous.
     run = client.create_run(client.get_experiment_by_name("vton-tests").experiment_id,

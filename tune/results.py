@@ -58,8 +58,11 @@ class SweepSummary:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """Every trial, and the winner at the top level (what a pipeline reads to promote it)."""
         best = self.best_trial()
-        return {**asdict(self), "best_trial": best.trial_id if best else None}
+        return {**asdict(self), "best_trial": best.trial_id if best else None,
+                "best_config": best.config if best else None, "best_value": best.metric if best else None,
+                "best_model_version": best.model_version if best else None}
 
     def table(self) -> str:
         keys = sorted({k for t in self.trials for k in t.config})

@@ -116,8 +116,9 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 
 def connect(cfg: Config) -> None:
     """Join the Ray cluster: ray.address, else RAY_ADDRESS, else the local stack's head."""
-    from orchestrator.jobs.submit import PROJECT_ROOT, WORKING_DIR_EXCLUDES
     from orchestrator.jobs.launch import FORWARDED_ENV
+    from orchestrator.jobs.submit import WORKING_DIR_EXCLUDES
+    from orchestrator.provenance import GIT_COMMIT_ENV, PROJECT_ROOT, git_commit
 
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "") or os.environ.get("VTON_RAY_GCS_ADDRESS", "")
     if address.startswith(("http://", "https://")):  # a job-server address: the GCS one is what ray.init takes
@@ -132,6 +133,7 @@ def connect(cfg: Config) -> None:
     if ray.is_initialized():
         return
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    env[GIT_COMMIT_ENV] = git_commit()  # trials run from a copy of the project without .git
     if address and "://" not in address and address != "auto":
         # Ray Train's placement-group cleaners (detached actors) find the cluster through the state
         # API, which auto-detects it unless told: on a node that runs a second Ray instance that is

@@ -33,6 +33,7 @@ BEST_MODEL_VERSION_TAG = "vton.best_model_version"
 BEST_MODEL_NAME_TAG = "vton.best_model_name"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag (the UI groups children under it)
 SWEEP_TAG = "vton.sweep"
+EARLY_STOPPED_TAG = "vton.early_stopped"  # a trial the scheduler stopped (ASHA): FINISHED, not a crash
 TRIAL_TAG = "vton.trial"  # "<sweep>/<trial id>": how a restarted trial finds its child run again
 
 
@@ -107,14 +108,19 @@ class SweepRun:
         client.set_terminated(run_id, status)
 
     def _close_children(self, trial_status: Mapping[str, str]) -> None:
-        """Trials a scheduler stopped (ASHA) or a pause cut short leave their run RUNNING: the
-        Train worker was killed, not finished. Mark them KILLED so the UI tells them apart. A trial
-        that trained to the end but whose worker had not closed its run yet when Tune moved on (it
-        reported, registered, then was torn down) is FINISHED: its result is complete."""
+        """Close the child runs Tune left RUNNING (their Train worker was torn down, not finished):
+
+        - a trial that trained to the end (it reported and registered, then Tune moved on) is FINISHED;
+        - a trial the scheduler stopped early (ASHA) is FINISHED too, tagged ``vton.early_stopped``:
+          the scheduler's decision, not a crash, and its metrics up to then are complete;
+        - a trial that raised is FAILED; anything else (a sweep interrupted mid-trial) is KILLED."""
         for run in self.children():
+            status = trial_status.get(run.data.tags.get("vton.trial_id", ""))
+            if status == "stopped":  # also when its worker closed the run itself before being stopped
+                self.client.set_tag(run.info.run_id, EARLY_STOPPED_TAG, "true")
             if run.info.status == "RUNNING":
-                completed = trial_status.get(run.data.tags.get("vton.trial_id", "")) == "completed"
-                self.client.set_terminated(run.info.run_id, "FINISHED" if completed else "KILLED")
+                final = {"completed": "FINISHED", "stopped": "FINISHED", "error": "FAILED"}.get(status or "", "KILLED")
+                self.client.set_terminated(run.info.run_id, final)
 
     def children(self) -> list:
         return self.client.search_runs([self.experiment_id],

@@ -6,17 +6,20 @@ checkpoint, ``ray.train.report``) into the trainer's ``WorkerContext``; nothing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from orchestrator import credentials
 from orchestrator.checkpoints.retention import prune_unregistered_checkpoints
 from orchestrator.checkpoints.storage import run_storage
 from orchestrator.config import Config, config_from_dict
 from orchestrator.credentials import CREDENTIALS_FILE_ENV
+from orchestrator.provenance import GIT_COMMIT_ENV, git_commit
 
 #: Environment a training worker needs to reach object storage and MLflow. No keys: they travel by
 #: reference (VTON_CREDENTIALS_FILE) or come from the nodes' environment, see credentials.py.
@@ -80,9 +83,25 @@ def _train_fn(config: dict) -> None:
     if checkpoint is None:
         train_worker(cfg, ctx)
         return
-    with checkpoint.as_directory() as restore_dir:
-        ctx.restore_dir = Path(restore_dir)
+    with _restored(checkpoint) as restore_dir:
+        ctx.restore_dir = restore_dir
         train_worker(cfg, ctx)
+
+
+@contextlib.contextmanager
+def _restored(checkpoint: Any) -> Iterator[Path]:
+    """The checkpoint as a local directory of this process's own. Ray's ``as_directory`` shares one
+    download among the processes of a node that open the same checkpoint: a PBT donor and the trial
+    exploiting it start from the same one at the same moment, and one of them read a half-written
+    ``state.pt`` ("PytorchStreamReader failed reading file", CI on f7c0fc4). A local checkpoint is
+    read where it lies."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        yield Path(checkpoint.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="vton-restore-") as tmp:
+        yield Path(checkpoint.to_directory(tmp))
 
 
 def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: Any = None):
@@ -95,6 +114,7 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
     storage_path, filesystem = run_storage(cfg)
     backend = cfg.strategy.backend if cfg.strategy.backend != "auto" else ("nccl" if cfg.ray.use_gpu else "gloo")
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+    env[GIT_COMMIT_ENV] = git_commit()  # workers may run from a copy without .git (Tune trials do)
     if os.environ.get("VTON_TORCH_EXTENSIONS_DIR"):  # DeepSpeed's JIT build cache (deepspeed_shm_comm on CPU)
         env["TORCH_EXTENSIONS_DIR"] = os.environ["VTON_TORCH_EXTENSIONS_DIR"]
     threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))

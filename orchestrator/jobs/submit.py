@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ from orchestrator.config import Config
 from orchestrator import credentials
 from orchestrator.credentials import without_secrets
 from orchestrator.jobs.entrypoint import CONFIG_ENV, RESULT_PREFIX
+from orchestrator.provenance import GIT_COMMIT_ENV, PROJECT_ROOT, git_commit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: Never uploaded with the job: environments, local state, VCS data, build outputs.
 WORKING_DIR_EXCLUDES = [".venv", ".vton", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache",
                         "bench/results", ".whl", ".gl"]
@@ -57,15 +56,6 @@ def job_address(cfg: Config | None = None) -> str:
                        "or start the local stack with `vton stack up`")
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def runtime_env(cfg: Config, image: str | None = None, requirements: str | Path | None = None,
                 forward: dict[str, str] | None = None) -> dict:
     """The job's runtime_env: the resolved config, the variables the user forwards (``forward``: an
@@ -79,7 +69,7 @@ def runtime_env(cfg: Config, image: str | None = None, requirements: str | Path 
     """
     env = without_secrets(dict(forward or {}))
     env[CONFIG_ENV] = json.dumps(cfg.to_dict())
-    env["VTON_GIT_COMMIT"] = _git_commit()
+    env[GIT_COMMIT_ENV] = git_commit()  # the job runs from a copy without .git
     env["PYTHONUNBUFFERED"] = "1"
     if image:
         if requirements:

@@ -242,7 +242,8 @@ def _sha(data: str) -> str:
         raise PromotionError(f"--data {data}: cannot read the manifest ({_first_line(exc)})") from None
 
 
-def _evaluate(model: str, version: str, label: str, data: str, pairs: str, workers: int, fid_dims: int):
+def _evaluate(model: str, version: str, label: str, data: str, pairs: str, workers: int, fid_dims: int,
+              networks: tuple[str, ...]):
     from mlflow.exceptions import MlflowException
 
     from orchestrator.evaluation.evaluate import run_eval
@@ -252,7 +253,7 @@ def _evaluate(model: str, version: str, label: str, data: str, pairs: str, worke
         # A stage competes with the stage it would replace, both evaluated as trained (teacher-forced
         # stages included: the result cards say so); a try-on chain is judged as a try-on.
         return run_eval(f"models:/{model}/{version}", data, pairs=pairs, workers=workers, fid_dims=fid_dims,
-                        teacher_forced=True)
+                        teacher_forced=True, networks=networks)
     except (ModelError, MlflowException, OSError) as exc:
         raise PromotionError(f"{label} (version {version}) of model {model!r} cannot be evaluated: "
                              f"{_first_line(exc)}") from None
@@ -267,13 +268,16 @@ def evaluate(model: str, candidate: str, data: str, gate: Gate, pairs: str = "pa
     if snap.champion == str(candidate):
         raise PromotionError(f"candidate version {candidate} of model {model!r} is already @{CHAMPION}")
     sha = _sha(data)
+    from vton_models.metrics.suite import networks_for
+
+    networks = networks_for([gate.metric])  # only what the gated metric needs (l1 needs no weights file)
     champion, champion_protocol = None, None
     if snap.champion is not None:
         # Pinned to the snapshot's version, not @champion: the alias may move during evaluation.
-        result = _evaluate(model, snap.champion, f"@{CHAMPION}", data, pairs, workers, fid_dims)
+        result = _evaluate(model, snap.champion, f"@{CHAMPION}", data, pairs, workers, fid_dims, networks)
         champion = Side(snap.champion, float(result.metrics[gate.metric]), result.metrics, result.mlflow_run_id)
         champion_protocol = result.protocol
-    result = _evaluate(model, str(candidate), "candidate", data, pairs, workers, fid_dims)
+    result = _evaluate(model, str(candidate), "candidate", data, pairs, workers, fid_dims, networks)
     cand = Side(str(candidate), float(result.metrics[gate.metric]), result.metrics, result.mlflow_run_id)
     if champion is not None and champion_protocol != result.protocol:
         raise PromotionError(f"candidate {candidate} and @{CHAMPION} {snap.champion} of {model!r} are not "
