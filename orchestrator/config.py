@@ -34,6 +34,11 @@ class ConfigError(ValueError):
     """A config problem; the message names the dotted key and what would have been accepted."""
 
 
+
+#: The largest image side a config may ask for: twice the papers' largest (VITON-HD's 1024x768).
+#: Anything above is a typo (a 4096x4096 run starts and then fails on memory, minutes later).
+MAX_IMAGE_SIDE = 2048
+
 @dataclass
 class DataConfig:
     """Where the shards are and how the loader turns them into batches."""
@@ -475,8 +480,8 @@ def validate_config(cfg: Config) -> None:
         ("train.sample_every", cfg.train.sample_every >= 0, ">= 0 (0 disables sample grids)"),
         ("train.eval_every", cfg.train.eval_every >= 0, ">= 0 (0 disables in-loop evaluation)"),
         ("train.eval_batches", cfg.train.eval_batches >= 1, ">= 1"),
-        ("data.image_size", all(s >= 16 and s % 8 == 0 for s in cfg.data.image_size),
-         "two multiples of 8, each >= 16 (height, width)"),
+        ("data.image_size", all(16 <= s <= MAX_IMAGE_SIDE and s % 8 == 0 for s in cfg.data.image_size),
+         f"two multiples of 8, each in [16, {MAX_IMAGE_SIDE}] (height, width)"),
         ("data.batch_size", cfg.data.batch_size >= 1, ">= 1"),
         ("data.loader_workers", cfg.data.loader_workers >= 0, ">= 0"),
         ("data.shuffle_buffer", cfg.data.shuffle_buffer >= 1, ">= 1"),

@@ -12,6 +12,10 @@ from vton_models.registry import build_recipe
 
 
 def build_recipe_from_config(cfg: Config) -> Recipe:
+    from vton_models.registry import RECIPES
+
+    if cfg.model.recipe not in RECIPES:  # the config key at fault, in the words the registry uses
+        raise ValueError(f"model.recipe: unknown recipe {cfg.model.recipe!r}; allowed: {sorted(RECIPES)}")
     return build_recipe(cfg.model.recipe, RecipeContext(
         image_size=tuple(cfg.data.image_size), model=dict(cfg.model.options),
         loss_weights=dict(cfg.loss.weights), gan_mode=cfg.loss.gan_mode,

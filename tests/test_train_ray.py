@@ -201,3 +201,28 @@ def test_vton_pipeline_trains_the_gmm_then_alias_on_the_version_it_just_register
                  "--out", str(tmp_path / "tryon")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "tryon" / "sheet.png").is_file()
+
+
+def test_vton_train_drives_the_stacks_ray_and_deepspeed_keeps_only_its_last_checkpoints_on_s3(stack, s3_shards):
+    """`vton train` with the stack up joins the stack's Ray (not a second, private instance), and a
+    DeepSpeed ZeRO-2 run that writes more checkpoints than ``checkpoint.keep`` on the real S3 server
+    ends successfully with exactly the ones Ray kept (ZeRO's nested folders once left emptied
+    prefixes that failed retention after training)."""
+    from ray.util.state import list_jobs
+
+    name = f"ds-keep-{uuid.uuid4().hex[:6]}"
+    overrides = [*_overrides(s3_shards, name), "train.steps=8", "train.grad_accum=1", "train.sample_every=0",
+                 "checkpoint.every_n_steps=2", "checkpoint.keep=2", "strategy.name=deepspeed", "strategy.zero_stage=2",
+                 "ray.cpus_per_worker=0.5", "ray.threads_per_worker=1"]
+    out = subprocess.run([VTON, "train", str(REPO / "configs" / "unet_sa" / "demo.yaml"), *overrides, "--json"],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    assert f"driver on the local stack's Ray at {stack.settings.ray_gcs_address}" in out.stderr
+    assert "multiple active Ray instances" not in out.stdout + out.stderr
+    drivers = [j for j in list_jobs(address=stack.ray_job_address, detail=True)
+               if j.type == "DRIVER" and "train" in (j.entrypoint or "") and name in (j.entrypoint or "")]
+    assert drivers, "the run's driver is not a job of the stack's Ray head"
+    result = next(json.loads(line) for line in reversed(out.stdout.splitlines()) if line.startswith('{"name"'))
+    assert result["steps"] == 8 and result["model_version"]
+    kept = _checkpoints(stack, name)
+    assert len(kept) == 2 and kept == _registered_checkpoints(stack, name)

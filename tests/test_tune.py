@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -286,6 +287,59 @@ def test_asha_sweep_logs_a_parent_run_with_four_children_and_the_best_models_ver
     child = next(c for c in children if c.info.run_id == best["mlflow_run_id"])
     assert float(child.data.params["train.lr_d"]) == pytest.approx(best["config"]["train.lr_d"])
     assert "loss/G_total" in child.data.metrics
+
+
+@pytest.mark.stack
+@pytest.mark.slow
+def test_ctrl_c_ends_the_sweep_killed_and_lists_every_trial_with_its_real_state(stack, s3_shards, tmp_path):
+    """Ctrl-C once: Tune stops gracefully; the summary lists every trial it had started, cut short,
+    as "interrupted" (not ASHA's "stopped"), the parent run and their child runs are KILLED, and
+    `vton tune` exits 130."""
+    import signal
+    import threading
+
+    from mlflow import MlflowClient
+
+    name = f"int-{uuid.uuid4().hex[:6]}"
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("train.lr_d: loguniform(1e-5, 1e-3)\n")
+    overrides = [*_overrides(s3_shards, name, False), "train.steps=400", "checkpoint.every_n_steps=200",
+                 "train.eval_every=200"]
+    process = subprocess.Popen([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", "4", "--trial-cpus",
+                                "0.25", "--max-concurrent", "2", "--json", "--name", name, *overrides],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+            if "[vton] trial" in line and "Train run" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(240), "".join(lines[-60:])
+        time.sleep(8)  # the trials are training now
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(timeout=10)
+    output = "".join(lines)
+    assert code == 130, output[-5000:]
+    summary = json.loads(next(line for line in reversed(lines) if line.startswith(SWEEP_PREFIX))[len(SWEEP_PREFIX):])
+    states = {t["trial_id"]: t["status"] for t in summary["trials"]}
+    # Trials Tune had started (it creates them as slots free up); none reached ASHA's first rung.
+    assert len(states) >= 2 and set(states.values()) == {"interrupted"}, states
+    client = MlflowClient(stack.mlflow_uri)
+    assert client.get_run(summary["parent_run_id"]).info.status == "KILLED"
+    children = {c.data.tags["vton.trial_id"]: c.info.status for c in _children(client, client.get_run(summary["parent_run_id"]))}
+    assert children and set(children) <= set(states), (children, states)  # every trial with a run is listed
+    assert set(children.values()) == {"KILLED"}, children
+    assert "interrupted" in output and "parent run is KILLED" in output
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ _RESUME = "resume/"
 @dataclass
 class TrialSummary:
     trial_id: str
-    status: str  # "completed" (reached train.steps) | "stopped" (by the scheduler) | "error"
+    #: "completed" (reached train.steps) | "stopped" (early, by the scheduler) | "error" |
+    #: "interrupted" (the sweep was stopped, e.g. Ctrl-C, before the trial ended)
+    status: str
     config: dict[str, Any]  # the swept values (PBT: the last generation's)
     metric: float | None
     step: int
@@ -51,8 +53,13 @@ class SweepSummary:
         pick = min if self.mode == "min" else max
         return pick(pool, key=lambda t: t.metric)
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the sweep ended before its trials did (Ctrl-C): its results are partial."""
+        return any(t.status == "interrupted" for t in self.trials)
+
     def counts(self) -> dict[str, int]:
-        out = {"completed": 0, "stopped": 0, "error": 0}
+        out = {"completed": 0, "stopped": 0, "error": 0, "interrupted": 0}
         for t in self.trials:
             out[t.status] = out.get(t.status, 0) + 1
         return out
@@ -87,13 +94,16 @@ def _last_lines(text: str, n: int) -> str:
 
 
 def summarize_trial(trial_id: str, config: Mapping[str, Any], history: Iterable[Mapping[str, Any]],
-                    metric: str, steps: int, error: BaseException | str | None, space_keys: Iterable[str]) -> TrialSummary:
-    """One trial from its reported results, oldest first (Tune's per-trial result history)."""
+                    metric: str, steps: int, error: BaseException | str | None, space_keys: Iterable[str],
+                    ended: bool = True) -> TrialSummary:
+    """One trial from its reported results, oldest first (Tune's per-trial result history).
+    ``ended``: Tune terminated the trial (it finished, errored or the scheduler stopped it); a trial
+    that had not ended when the sweep stopped is "interrupted", not "stopped"."""
     rows = [dict(r) for r in history]
     last = rows[-1] if rows else {}
     step = int(_number(last.get("step")) or 0)
     value = _number(last.get(metric))
-    status = "error" if error else ("completed" if step >= steps else "stopped")
+    status = "error" if error else ("completed" if step >= steps else ("stopped" if ended else "interrupted"))
     restores, seen = [], set()
     for row in rows:
         generation = int(_number(row.get("generation")) or 0)

@@ -16,9 +16,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlparse
 
-from cluster.settings import match_stack_auth_mode
 from orchestrator.config import Config, ConfigError, override_config
 from tune.results import SweepSummary, summarize_trial
 from tune.schedulers import TIME_ATTR, build_scheduler, build_search, check_search, infer_mode
@@ -114,35 +112,6 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 # --------------------------------------------------------------------------------- running
 
 
-def connect(cfg: Config) -> None:
-    """Join the Ray cluster: ray.address, else RAY_ADDRESS, else the local stack's head."""
-    from orchestrator.jobs.launch import FORWARDED_ENV
-    from orchestrator.jobs.submit import WORKING_DIR_EXCLUDES
-    from orchestrator.provenance import GIT_COMMIT_ENV, PROJECT_ROOT, git_commit
-
-    address = cfg.ray.address or os.environ.get("RAY_ADDRESS", "") or os.environ.get("VTON_RAY_GCS_ADDRESS", "")
-    if address.startswith(("http://", "https://")):  # a job-server address: the GCS one is what ray.init takes
-        address = os.environ.get("VTON_RAY_GCS_ADDRESS", "")
-    if address and urlparse(f"//{address.split('://')[-1]}").hostname in ("127.0.0.1", "localhost"):
-        # Ray 2.60 swaps a loopback head address for the machine's external IP, which a head
-        # bound to loopback does not answer; read when Ray is imported, so set before that.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    match_stack_auth_mode(address)
-    import ray
-
-    if ray.is_initialized():
-        return
-    env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-    env[GIT_COMMIT_ENV] = git_commit()  # trials run from a copy of the project without .git
-    if address and "://" not in address and address != "auto":
-        # Ray Train's placement-group cleaners (detached actors) find the cluster through the state
-        # API, which auto-detects it unless told: on a node that runs a second Ray instance that is
-        # an error, the cleaner thread dies, and every PBT pause leaks its trial's worker bundles.
-        env["RAY_ADDRESS"] = address
-    ray.init(address=address or None, log_to_driver=True, runtime_env={
-        "working_dir": str(PROJECT_ROOT), "excludes": WORKING_DIR_EXCLUDES, "env_vars": env})
-
-
 def run_sweep(plan: SweepPlan) -> SweepSummary:
     """Run the sweep on the connected cluster; returns the summary (also logged to the parent run)."""
     import ray
@@ -176,6 +145,9 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     scheduler = build_scheduler(s.scheduler, space, cfg.train.steps, s.grace_period, s.reduction_factor,
                                 s.perturbation_interval, s.pbt_sync)
     search_alg = build_search(s.search, s.max_concurrent)
+    from tune.interrupts import InterruptWatch  # imports Ray: only once connected
+
+    watch = InterruptWatch()
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(run_trial, spec=spec), {"CPU": s.trial_cpus}),
         param_space=space.tune_space(),
@@ -189,13 +161,13 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
             stop={TIME_ATTR: cfg.train.steps},  # the last report ends a trial (PBT must not perturb it)
             # PBT may hand any trial's latest Tune checkpoint to another: keep them all for the sweep.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            failure_config=tune.FailureConfig(max_failures=0), verbose=1,
+            failure_config=tune.FailureConfig(max_failures=0), verbose=1, callbacks=[watch],
         ),
     )
     status = "FAILED"
     try:
         grid = tuner.fit()
-        summary = _summarize(grid, plan, sweep_run.run_id if sweep_run else None)
+        summary = _summarize(grid, plan, sweep_run.run_id if sweep_run else None, watch)
         status = "FINISHED"
     finally:
         if sweep_run is not None and status == "FAILED":
@@ -203,7 +175,8 @@ def run_sweep(plan: SweepPlan) -> SweepSummary:
     if sweep_run is not None:
         best = summary.best_trial()
         best_cfg = override_config(cfg, space.overrides(best.config)) if best else None
-        sweep_run.finish(summary, best_cfg, registered_model_name(cfg), trials_scatter_png(summary, space))
+        sweep_run.finish(summary, best_cfg, registered_model_name(cfg), trials_scatter_png(summary, space),
+                         status="KILLED" if summary.interrupted else "FINISHED")
     return summary
 
 
@@ -212,18 +185,24 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _summarize(grid, plan: SweepPlan, parent_run_id: str | None) -> SweepSummary:
+def _summarize(grid, plan: SweepPlan, parent_run_id: str | None, watch: Any = None) -> SweepSummary:
+    # Tune's trial objects (ids of trials that never reported) are only on its analysis object, in the
+    # grid's order; ResultGrid has no public view of them.
+    tune_trials = list(getattr(getattr(grid, "_experiment_analysis", None), "trials", []))
     trials = []
     for index, result in enumerate(grid):
+        tune_trial = tune_trials[index] if index < len(tune_trials) else None
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None else []
         last = result.metrics or {}
         trial_id = str(last.get("trial_id") or (history[-1].get("trial_id") if history else "") or
+                       getattr(tune_trial, "trial_id", None) or  # one that never started has no path
                        os.path.basename(str(result.path)).removeprefix("trial_") or f"trial-{index}")
         if not history and last:
             history = [last]
         trials.append(summarize_trial(trial_id, result.config or {}, history, plan.settings.metric,
-                                      plan.cfg.train.steps, result.error, plan.space.params))
+                                      plan.cfg.train.steps, result.error, plan.space.params,
+                                      ended=watch is None or watch.ended(getattr(tune_trial, "trial_id", trial_id))))
     return SweepSummary(name=plan.name, metric=plan.settings.metric, mode=plan.settings.mode or "min",
                         scheduler=plan.settings.scheduler, search=plan.settings.search, trials=trials,
                         parent_run_id=parent_run_id)
@@ -237,4 +216,4 @@ def load_space(path: str) -> tuple[SearchSpace, str]:
     return space, Path(path).read_text()
 
 
-__all__ = ["SweepPlan", "SweepSettings", "SpaceError", "connect", "load_space", "plan_sweep", "run_sweep"]
+__all__ = ["SweepPlan", "SweepSettings", "SpaceError", "load_space", "plan_sweep", "run_sweep"]

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from orchestrator.cli.common import UserError, add_config_args, add_env_file_arg, apply_env_file
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    """Train on this machine: an in-process Ray instance (or ray.address), workers as configured."""
-    from cluster.settings import apply_stack_env, match_stack_auth_mode
+    """Train with this process as the driver: on ray.address, RAY_ADDRESS or the local stack's Ray
+    (whichever is set or up, in that order), else on a private Ray instance; workers as configured."""
+    from cluster.settings import apply_stack_env
     from orchestrator.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     apply_stack_env()
-    match_stack_auth_mode(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
-    import ray
-
     from orchestrator.jobs.capacity import Capacity
+    from orchestrator.jobs.connection import cluster_address, connect
     from orchestrator.jobs.launch import fit
     from orchestrator.jobs.preflight import preflight
 
-    preflight(cfg, Capacity.this_machine())
-    ray.init(address=cfg.ray.address or None, include_dashboard=False, log_to_driver=True)
+    on_cluster = bool(cluster_address(cfg)[0])
+    if not on_cluster:
+        preflight(cfg, Capacity.this_machine())  # before starting a private Ray for nothing
+    connect(cfg)
+    if on_cluster:
+        preflight(cfg, Capacity.of_ray_cluster())  # judged against the cluster it will run on
     outcome = fit(cfg)
     print(outcome.to_json() if args.json else _describe_outcome(outcome.__dict__))
     return 0
@@ -50,8 +52,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     apply_env_file(args.env_file)
     cfg = load_config(args.config, args.overrides)  # validated before anything reaches the cluster
     try:
+        jobs.runtime_env(cfg, image=args.image, requirements=args.requirements)  # --image / --requirements first
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    preflight_here(cfg)
+    try:
         client, job_id = jobs.submit(cfg, image=args.image, requirements=args.requirements, env_file=args.env_file)
-    except (ValueError, ConnectionError) as exc:  # --image/--requirements problems, an unreachable head
+    except (ValueError, ConnectionError, jobs.NoClusterError) as exc:  # --image/--requirements, no or no reachable head
         raise UserError(str(exc)) from None
     print(f"submitted job {job_id}")
     if args.no_wait:
@@ -63,6 +70,25 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         return 1
     print(_describe_outcome(outcome.result))
     return 0
+
+
+def preflight_here(cfg) -> None:
+    """Every check that can run on this machine before a job exists: the recipe and its options,
+    consumed stages, the data (manifest readable, one sample fits the recipe). What only the cluster
+    knows (GPUs, pretrained files there) its entrypoint checks again. A store or manifest problem is
+    one line naming the URL, not a traceback."""
+    from cluster.settings import apply_stack_env
+    from orchestrator.jobs.preflight import preflight
+    from shards.manifest import ManifestError
+    from shards.store import StoreError
+
+    apply_stack_env(urls=[cfg.data.manifest, cfg.data.val_manifest or ""])
+    import vton_models  # noqa: F401  - torchvision's CPU shim before the representation probe
+
+    try:
+        preflight(cfg, None)
+    except (StoreError, ManifestError) as exc:
+        raise UserError(f"data.manifest: {exc}") from None
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     """Thin: options -> tune.sweep (plan: every check before Ray; run: Tune on the cluster)."""
     from cluster.settings import apply_stack_env
     from orchestrator.config import load_config
-    from tune.sweep import SweepSettings, connect, load_space, plan_sweep, run_sweep
+    from orchestrator.jobs.connection import connect
+    from tune.sweep import SweepSettings, load_space, plan_sweep, run_sweep
 
     cfg = load_config(args.config, args.overrides)
     space, space_text = load_space(args.space)
@@ -30,6 +31,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         print(f"  MLflow parent run: {summary.parent_run_id}")
     if args.json:
         print(SWEEP_RESULT_PREFIX + json.dumps(summary.to_dict(), default=str), flush=True)
+    if summary.interrupted:
+        print("  interrupted: the trials marked so did not finish (the parent run is KILLED)")
+        return 130  # the shell's code for a run stopped by Ctrl-C
     return 0 if summary.best_trial() is not None else 1
 
 #: `vton tune --json` ends with this line (Ray and Tune print their own lines before it).

@@ -41,6 +41,10 @@ class JobOutcome:
     logs: str
 
 
+class NoClusterError(RuntimeError):
+    """No Ray cluster is named or running: a user-facing condition, not a crash."""
+
+
 def job_address(cfg: Config | None = None) -> str:
     """Where to submit: ray.address, else RAY_ADDRESS (http form), else the local stack's dashboard."""
     from cluster.settings import apply_stack_env
@@ -52,7 +56,7 @@ def job_address(cfg: Config | None = None) -> str:
     apply_stack_env()
     if os.environ.get("VTON_RAY_JOB_ADDRESS"):
         return os.environ["VTON_RAY_JOB_ADDRESS"]
-    raise RuntimeError("no Ray cluster to submit to: set ray.address or RAY_ADDRESS=http://HEAD:8265, "
+    raise NoClusterError("no Ray cluster to submit to: set ray.address or RAY_ADDRESS=http://HEAD:8265, "
                        "or start the local stack with `vton stack up`")
 
 
