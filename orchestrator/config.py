@@ -60,7 +60,8 @@ class DataConfig:
     # (on CPU the loader workers' spare cores are better spent than the training process's).
     representation_on: Literal["auto", "loader", "consumer"] = "auto"
     pose_sigma: float = 3.0
-    max_bad_fraction: float = 0.05  # corrupt samples tolerated before the stream raises
+    max_bad_fraction: float = 0.05  # bad samples tolerated, judged over the run (orchestrator.train.bad_samples)
+    check_digests: bool = True  # every member against its build-time sha256 (shards.digests); see bench/p1
 
 
 @dataclass
@@ -166,7 +167,7 @@ class RayConfig:
     threads_per_worker: int = 0  # torch intra-op threads per worker; 0 = cpus_per_worker
     resources_per_worker: dict[str, float] = field(default_factory=dict)
     #: Worker-group restarts from the last checkpoint; null: 3 with GPUs (spot nodes are reclaimed;
-    #: each restart costs the steps since the last checkpoint), 0 on CPU.
+    #: each restart costs the steps since the last checkpoint), 2 on CPU; 0 turns them off.
     max_failures: int | None = None
     # PACK fills few nodes (fast collectives); SPREAD puts workers on different nodes when it can
     # and still fits them on fewer after a node is lost (with max_failures > 0); STRICT_SPREAD

@@ -108,7 +108,7 @@ def _empty(like: torch.Tensor, shape: tuple[int, ...], shared: bool) -> torch.Te
 def collate(samples: list[dict[str, np.ndarray]], keys: list[str], bad: int = 0,
             ring: BufferRing | None = None) -> dict[str, Any]:
     """Stack per-sample arrays into batch tensors (``__key__``: sample keys, ``__bad__``: how many
-    bad samples were replaced in this batch, ``__slot__``: the ring buffer used, if any)."""
+    bad samples were met, and skipped, filling this batch, ``__slot__``: the ring buffer used, if any)."""
     info = get_worker_info()
     shared = info is not None
     worker = 0 if info is None else info.id

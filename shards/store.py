@@ -513,6 +513,30 @@ def open_store(url: str | Path) -> ObjectStore:
     raise ValueError(f"{text}: unsupported URL scheme {parsed.scheme!r}; use s3://, file:// or a local path")
 
 
+def check_reachable(url: str | Path, timeout_s: float = 3.0) -> None:
+    """Fail within ``timeout_s`` when ``url`` is on an S3 endpoint that does not accept connections.
+
+    For commands a user waits on (`vton shard verify|build`, `vton submit`'s preflight): botocore
+    retries a refused or silent endpoint for ~15 s before its error, which is right for a training
+    worker riding out a blip and wrong for a command whose endpoint is simply wrong or down. One TCP
+    connect answers that; a file:// URL or AWS itself (no endpoint set) is not probed.
+    """
+    import socket
+
+    endpoint = s3_endpoint()
+    if urlparse(str(url)).scheme != "s3" or not endpoint:
+        return
+    parsed = urlparse(endpoint if "://" in endpoint else f"http://{endpoint}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout_s):
+            return
+    except OSError as exc:
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else str(exc)
+        raise StoreError(f"{url}: cannot reach the S3 endpoint {endpoint} ({why}); is the server running and "
+                         "VTON_S3_ENDPOINT / AWS_ENDPOINT_URL_S3 right?") from None
+
+
 def split_url(url: str | Path) -> tuple[ObjectStore, str]:
     """``.../dir/name`` -> (store rooted at ``.../dir``, ``name``): open one object by its URL."""
     text = str(url)

@@ -24,16 +24,19 @@ The plan (all of it computed from the manifest, identically on every rank, befor
   stream index of step 0 of epoch ``e``; each worker yields exactly its steps, so the output order
   is exactly step order. Batch content depends only on (epoch, step), never on which process built it.
 * **Bad samples.** A sample that fails to parse or decode (bad JPEG, truncated member, missing
-  modality, parse label out of range, size disagreeing with meta) is logged with its key, counted,
+  modality, parse label out of range, size disagreeing with meta) or whose member bytes differ from
+  their build-time digest (``check_digests``) is logged with its key, counted,
   and replaced by the next good sample of the same block (in block order, cyclically), so a batch
-  is always full and the batch counts above always hold. Each process (loader worker) counts its
-  own: once ``bad > max_bad_fraction * max(read, ceil(1 / max_bad_fraction))`` — the bad fraction of
-  what it has read, small counts judged as if ``ceil(1/max_bad_fraction)`` had been read so one
-  early bad sample does not trip it — the stream raises ``TooManyBadSamplesError`` naming the
-  counts by reason and the last bad keys. A tar member with an absolute path, a ``..`` component
+  is always full and the batch counts above always hold. Each batch's ``__bad__`` says how many bad
+  samples were met while filling it, so a consumer can judge the whole run (the trainer sums them
+  across ranks and checkpoints them). Each process (loader worker) also judges its own counts, at
+  a floor of the whole manifest: it raises ``TooManyBadSamplesError`` (counts by reason, the last
+  bad keys) once ``bad > max_bad_fraction * max(read, N)``, i.e. only when its bad samples alone
+  are more than the limit allows in the entire dataset. (A floor of a few reads per worker stopped
+  runs whose dataset-wide rate was under the limit: 2 bad among one worker's first 20 reads.) A tar member with an absolute path, a ``..`` component
   or a link raises ``UnsafeMemberError`` (naming shard and member) at once.
 * **Batches** are the representation's arrays (``get_representation(cfg.representation)(sample)``)
-  stacked into tensors, plus ``__key__`` (sample keys) and ``__bad__`` (replacements in the batch).
+  stacked into tensors, plus ``__key__`` (sample keys) and ``__bad__`` (bad samples met filling it).
   With ``reuse_buffers=True`` they are written into a ring of shared-memory buffers (much faster
   for 512x384 float32 batches, see ``shards.collate``) and are valid until the next batch is
   requested; the content is the same either way.
@@ -69,6 +72,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from shards.collate import BufferRing, collate, handing_back, tune_worker_memory
 from shards.decode import BadSampleError, decode_sample
+from shards.digests import damaged_members
 from shards.manifest import Manifest, ShardRecord
 from shards.store import ObjectStore, RangeNotSatisfiableError
 from shards.tario import CorruptSampleError, parse_sample
@@ -101,6 +105,9 @@ class StreamConfig:
     augment_options: dict[str, Any] = field(default_factory=dict)  # shards.transforms.AugmentConfig fields
     seed: int = 0
     max_bad_fraction: float = 0.05
+    #: Check every member against the sample's build-time sha256 (``shards.digests``); a mismatch
+    #: is a bad sample ("digest mismatch"). Costs one sha256 of bytes already in memory.
+    check_digests: bool = True
     batches_per_epoch: int | None = None
     prefetch_factor: int = 2  # batches each loader worker keeps ready
     #: Reuse a small ring of shared-memory batch buffers (much faster at 512x384; see
@@ -320,21 +327,25 @@ class _Worker:
 
     def _process(self, data: _BlockData, pos: int, seed: tuple[int, ...]) -> dict[str, np.ndarray]:
         key = data.keys[pos]
-        return self.processor(parse_sample(data.slices[pos], data.shards[pos], key), key, seed)
+        members = parse_sample(data.slices[pos], data.shards[pos], key)
+        if self.cfg.check_digests:
+            damaged = damaged_members(members)
+            if damaged:
+                raise BadSampleError(key, "digest mismatch", f"{', '.join(damaged)} differ from the sha256 "
+                                     "recorded at build time (flipped bytes that may still decode)")
+        return self.processor(members, key, seed)
 
     def _slot(self, data: _BlockData, perm: np.ndarray, i: int, seed: tuple[int, ...],
-              bad: set[int]) -> tuple[str, dict[str, np.ndarray], int]:
-        """The sample for block slot ``i``: ``perm[i]`` or, if bad, the next good one (cyclic).
-
-        Returns (key, arrays, 1 if the slot's own sample was replaced else 0).
-        """
+              bad: set[int]) -> tuple[str, dict[str, np.ndarray]]:
+        """The sample for block slot ``i``: ``perm[i]`` or, if bad, the next good one (cyclic);
+        returns (key, arrays)."""
         self.stats.seen += 1
         for step in range(len(perm)):
             pos = int(perm[(i + step) % len(perm)])
             if pos in bad:
                 continue
             try:
-                return data.keys[pos], self._process(data, pos, seed), int(step > 0)
+                return data.keys[pos], self._process(data, pos, seed)
             except (BadSampleError, CorruptSampleError) as exc:
                 bad.add(pos)
                 self._count_bad(data, pos, exc)
@@ -348,8 +359,7 @@ class _Worker:
         self.stats.last.append(f"{data.shards[pos]} '{data.keys[pos]}' ({reason})")
         log.warning("skipping bad sample '%s' in %s: %s", data.keys[pos], data.shards[pos], exc)
         limit = self.cfg.max_bad_fraction
-        floor = math.ceil(1.0 / limit) if limit > 0 else 1
-        if self.stats.bad > limit * max(self.stats.seen, floor):
+        if self.stats.bad > limit * max(self.stats.seen, self.manifest.num_samples):
             raise TooManyBadSamplesError(self.stats.message(limit))
 
     def batches(self, schedule: Iterator[tuple[int, int, int]]) -> Iterator[dict[str, Any]]:
@@ -373,14 +383,13 @@ class _Worker:
                     if nxt is not None and nxt not in pending:
                         pending = {nxt: self._fetch(pool, nxt)}
                 assert data is not None and perm is not None
-                keys, samples, substituted = [], [], 0
+                keys, samples, bad_before = [], [], self.stats.bad
                 for j in range(b):
                     seed = (self.cfg.seed, epoch, self.rank, role, m, j)
-                    key, arrays, subs = self._slot(data, perm, first + j, seed, bad)
+                    key, arrays = self._slot(data, perm, first + j, seed, bad)
                     keys.append(key)
                     samples.append(arrays)
-                    substituted += subs
-                yield collate(samples, keys, substituted, self.ring)
+                yield collate(samples, keys, self.stats.bad - bad_before, self.ring)
 
     def _fetch(self, pool: ThreadPoolExecutor, block_id: tuple[int, int, int]) -> Future:
         epoch, role, index = block_id
@@ -452,7 +461,7 @@ class ShardStream:
         """Batches from ``position`` on, forever; stop by closing the iterator (or dropping it).
 
         Each batch: the representation's arrays as tensors with a leading batch dimension, plus
-        ``__key__`` (sample keys) and ``__bad__`` (bad samples replaced in this batch). With
+        ``__key__`` (sample keys) and ``__bad__`` (bad samples met, and skipped, filling it). With
         ``representation_on="consumer"`` the tensors are built here, on ``cfg.device``;
         ``expand=False`` yields the compact batches the loader workers ship instead (for a caller
         that expands them itself, and for benchmarks).

@@ -9,8 +9,9 @@
    deterministic and shards can be written in parallel processes.
 3. Each shard is written with ``webdataset.TarWriter``: members are exactly the contract's member
    names under the sample key, bytes copied unchanged from the source files, ``meta.json`` from
-   ``SampleSource.meta`` (sorted keys, compact separators), fixed mtime 0, uid/gid 0, owner
-   "bigdata", mode 0444 — so re-runs produce byte-identical tars.
+   ``SampleSource.meta`` (sorted keys, compact separators), and last ``sha256.json``, the digest
+   of every other member (``shards.digests``: the stream checks it on every read), fixed mtime 0,
+   uid/gid 0, owner "bigdata", mode 0444 — so re-runs produce byte-identical tars.
    Writer processes produce finished temp tars while upload threads store the previous ones
    (``uploads`` at a time), so writing and uploading overlap (``_run_jobs``).
 4. Shard objects are named ``{split}-{index:06d}-{sha256[:12]}.tar``. Content-addressed names mean
@@ -22,8 +23,8 @@
    not rewritten either when nothing changed. ``Manifest.build_stats`` reports uploaded vs skipped.
 
 ``verify_shards(manifest_url)`` re-reads every shard, checks bytes and sha256 against the manifest,
-checks the per-sample index, rejects hostile member names and decodes every sample with the same
-decoder as the stream. It returns a ``VerifyReport``; it never raises for bad data.
+checks the per-sample index, rejects hostile member names, checks every member against its
+recorded digest (naming sample and member) and decodes every sample with the same decoder as the stream. It returns a ``VerifyReport``; it never raises for bad data.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import BinaryIO, Iterable, Sequence
 
 from webdataset import TarWriter
 
+from shards.digests import DIGEST_MEMBER, damaged_members, digest_member, digest_member_size
 from shards.manifest import Manifest, ManifestError, ShardRecord
 from shards.sample import SampleSource
 from shards.store import FileStore, ObjectNotFoundError, ObjectStore, open_store
@@ -130,7 +132,7 @@ def plan_sample(src: SampleSource) -> PlannedSample:
     total = _member_tar_bytes(f"{src.key}.meta.json", len(meta))
     paths = []
     for member, path in sorted(src.paths.items()):
-        if member == "meta.json":
+        if member in ("meta.json", DIGEST_MEMBER):
             raise ValueError(f"sample '{src.key}': meta.json comes from SampleSource.meta, not a file ({path})")
         try:
             size = os.stat(path).st_size
@@ -138,6 +140,8 @@ def plan_sample(src: SampleSource) -> PlannedSample:
             raise FileNotFoundError(f"sample '{src.key}': cannot read {member} at {path}: {exc}") from None
         total += _member_tar_bytes(f"{src.key}.{member}", size)
         paths.append((member, os.path.abspath(path)))
+    names = ("meta.json", *(member for member, _ in paths))
+    total += _member_tar_bytes(f"{src.key}.{DIGEST_MEMBER}", digest_member_size(names))
     return PlannedSample(src.key, tuple(paths), meta, total)
 
 
@@ -202,6 +206,7 @@ def _read_members(sample: PlannedSample) -> dict[str, bytes]:
             members[member] = Path(path).read_bytes()
         except OSError as exc:
             raise OSError(f"sample '{sample.key}': cannot read {member} from {path}: {exc}") from None
+    members[DIGEST_MEMBER] = digest_member(members)  # last: what the stream and verify check against
     return members
 
 
@@ -364,7 +369,7 @@ def build_shards(
               "skipped_sources": stats.skipped_sources}
     if layout_options:
         source["layout_options"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in layout_options.items()}
-    members = dict(sorted(Counter(m for p in planned for m in ("meta.json", *p.members)).items()))
+    members = dict(sorted(Counter(m for p in planned for m in ("meta.json", DIGEST_MEMBER, *p.members)).items()))
     manifest = Manifest(layout=layout, split=split, shards=records, source=source, members=members)
     if manifest.same_content(previous):
         manifest = previous  # nothing changed: keep its `created`, do not rewrite it
@@ -530,6 +535,10 @@ def verify_shards(manifest_url: str) -> VerifyReport:
             for sample in scan_shard(hashing, url):
                 seen.append((sample.key, sample.offset))
                 report.samples += 1
+                damaged = damaged_members(sample.members)
+                if damaged:
+                    fails.append(VerifyFailure(rec.name, sample.key, "member(s) " + ", ".join(damaged) +
+                                               ": sha256 differs from the one recorded at build time"))
                 try:
                     decode_sample(sample.members, sample.key)
                 except BadSampleError as exc:

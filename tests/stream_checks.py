@@ -1,15 +1,22 @@
 """Checks several shard tests share: what one epoch of a stream yields per key, the network-range
-tensor of a source JPEG, and exact resume at several positions."""
+tensor of a source JPEG, exact resume at several positions, and hand-made (corruptible) shards."""
 
 from __future__ import annotations
 
+import io
+import itertools
+from pathlib import Path
 from typing import Iterable
 
 import cv2
 import numpy as np
 import torch
 
+from shards.layouts import read_layout
+from shards.manifest import Manifest, ShardRecord
+from shards.store import open_store
 from shards.stream import ShardStream, StreamPosition
+from shards.writer import serialise_meta, shard_name, write_tar
 
 
 def network_rgb(jpeg: bytes) -> torch.Tensor:
@@ -74,3 +81,37 @@ def record_block_fetches(monkeypatch) -> list[tuple[int, int, int]]:
 
     monkeypatch.setattr(stream_mod, "_BlockData", Recording)
     return fetched
+
+
+def source_samples(dataset: Path, n: int) -> list[tuple[str, dict[str, bytes]]]:
+    """The first ``n`` train samples of a ``viton_hd`` dataset on disk as tar members, to corrupt."""
+    out = []
+    for s in itertools.islice(read_layout("viton_hd", dataset, "train"), n):
+        members = {m: Path(p).read_bytes() for m, p in s.paths.items()}
+        members["meta.json"] = serialise_meta(s.meta)
+        out.append((s.key, members))
+    return out
+
+
+def publish_shards(url: str, shards: list[list[tuple[str, dict[str, bytes]]]], cut: dict[int, int] | None = None) -> Manifest:
+    """Write hand-made shards + manifest (``cut``: shard index -> bytes to keep of the object)."""
+    store = open_store(url)
+    records = []
+    for i, samples in enumerate(shards):
+        buf = io.BytesIO()
+        sha, size, keys, offsets = write_tar(samples, buf)
+        name = shard_name("train", i, sha)
+        data = buf.getvalue()
+        store.put_bytes(name, data[: (cut or {}).get(i, len(data))])
+        records.append(ShardRecord(name, len(keys), size, sha, tuple(keys), tuple(offsets)))
+    manifest = Manifest(layout="viton_hd", split="train", shards=records)
+    manifest.save(store)
+    return manifest
+
+
+def as_built(members: dict[str, bytes]) -> dict[str, bytes]:
+    """A sample's members as `vton shard build` writes them: its source files' bytes and meta.json
+    unchanged, plus the digest member (``shards.digests``)."""
+    from shards.digests import DIGEST_MEMBER, digest_member
+
+    return {**members, DIGEST_MEMBER: digest_member(members)}

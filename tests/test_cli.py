@@ -49,8 +49,9 @@ def test_help_lists_every_subcommand():
 def test_submit_checks_everything_it_can_here_before_any_cluster_work(tmp_path, monkeypatch, capsys):
     """An unknown recipe, a bad model option, an absurd image size or a missing manifest used to
     become a cluster job that failed seconds later (`--no-wait` exited 0). Now each is one line
-    naming the key, exit 2, before a cluster is even looked for (none is up here)."""
+    naming the key, exit 2 (a missing manifest: 4, bad data), before a cluster is even looked for."""
     from orchestrator.cli import main
+    from orchestrator.failures import EXIT_DATA, EXIT_USAGE
     from plugins.data import local_shards
 
     for key in ("RAY_ADDRESS", "VTON_RAY_JOB_ADDRESS", "VTON_RAY_GCS_ADDRESS"):  # a session stack may be up
@@ -59,14 +60,14 @@ def test_submit_checks_everything_it_can_here_before_any_cluster_work(tmp_path, 
     root = local_shards(tmp_path / "data", 6, (64, 48), 3)
     data = [f"data.manifest=file://{root}/shards/train/manifest.json", "data.val_manifest=",
             "data.image_size=64x48", "model.ngf=8", "model.ndf=8"]
-    for overrides, named in (
-            (["model.recipe=unet_sb"], "model.recipe"),
-            (["model.ngf=-3"], "model.ngf"),
-            (["model.input_nc=5"], "input_nc"),
-            (["data.image_size=4096x4096"], "data.image_size"),
-            ([f"data.manifest=file://{tmp_path}/nowhere/manifest.json"], "data.manifest")):
+    for overrides, named, status in (
+            (["model.recipe=unet_sb"], "model.recipe", EXIT_USAGE),
+            (["model.ngf=-3"], "model.ngf", EXIT_USAGE),
+            (["model.input_nc=5"], "input_nc", EXIT_USAGE),
+            (["data.image_size=4096x4096"], "data.image_size", EXIT_USAGE),
+            ([f"data.manifest=file://{tmp_path}/nowhere/manifest.json"], "data.manifest", EXIT_DATA)):
         capsys.readouterr()
-        assert main(["submit", "configs/unet_sa/demo.yaml", *data, *overrides, "--no-wait"]) == 2, overrides
+        assert main(["submit", "configs/unet_sa/demo.yaml", *data, *overrides, "--no-wait"]) == status, overrides
         err = capsys.readouterr().err
         assert named in err and "Traceback" not in err and "no Ray cluster" not in err, (overrides, err)
     # All good locally: only now is the cluster looked for.

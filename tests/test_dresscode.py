@@ -26,7 +26,7 @@ from shards.synthetic import MARKER, synthesize_layout
 from shards.synthetic_dresscode import LIP_TO_ATR, LOSSY_LIP, draw_sample, synthesize
 from shards.writer import build_shards, serialise_meta, verify_shards
 from vton_models.representation.parse import ATR_TO_LIP, NUM_ATR_LABELS, NUM_LIP_LABELS
-from stream_checks import assert_streams_sources
+from stream_checks import as_built, assert_streams_sources
 
 SIZE = (64, 48)
 N, SEED = 18, 5  # 6 per category: 4 train + 2 test each
@@ -287,7 +287,7 @@ def test_unpaired_cloth_missing_and_malformed_lists(copy):
 @pytest.mark.parametrize("dest", ["file", pytest.param("s3", marks=pytest.mark.stack)])
 def test_build_verify_stream_roundtrip(dc, dest, tmp_path, request):
     url = (tmp_path / "shards").as_uri() if dest == "file" else request.getfixturevalue("s3_prefix")
-    expected = {s.key: _members(s) for s in read_layout("dresscode", dc, "train")}
+    expected = {s.key: as_built(_members(s)) for s in read_layout("dresscode", dc, "train")}
     manifest = build_shards("dresscode", dc, "train", url, shard_size_bytes="40KB", workers=2)
     assert manifest.totals["samples"] == 12 and len(manifest.shards) >= 3, manifest.totals
     assert [k for s in manifest.shards for k in s.keys] == list(expected)  # layout order kept

@@ -34,7 +34,7 @@ from shards.writer import build_shards, serialise_meta, verify_shards
 from vton_models.registry import REPRESENTATIONS, register_representation
 from vton_models.representation import keypoints_from_openpose
 from vton_models.representation.base import Representation
-from stream_checks import assert_exact_resume, assert_streams_sources, one_epoch, record_block_fetches, take
+from stream_checks import as_built, assert_exact_resume, assert_streams_sources, one_epoch, record_block_fetches, take
 
 SIZE = (64, 48)
 N = 8  # identities: 6 train (2 with three photos), 2 test
@@ -414,8 +414,8 @@ def test_build_verify_stream_roundtrip(mpv, request, kind):
     try:
         expected = {}
         for s in read_layout("mpv_triplets", mpv, "train", options={"front_only": "true"}):
-            expected[s.key] = {**{m: Path(p).read_bytes() for m, p in s.paths.items()},
-                               "meta.json": serialise_meta(s.meta)}
+            expected[s.key] = as_built({**{m: Path(p).read_bytes() for m, p in s.paths.items()},
+                                        "meta.json": serialise_meta(s.meta)})
         manifest = build_shards("mpv_triplets", mpv, "train", url, shard_size_bytes="100KB", workers=2,
                                 layout_options={"front_only": "true"})
         assert manifest.totals["samples"] == TRAIN_FRONT and len(manifest.shards) >= 2

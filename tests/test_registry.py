@@ -196,6 +196,23 @@ def test_gate_promotes_better_keeps_worse_and_equal_out_and_rolls_back(setup, ca
     assert aliases(name) == {"champion": "2", "previous": "1"}
 
 
+def test_gate_refuses_a_candidate_trained_on_too_many_bad_samples(setup, capsys):
+    """The trainer tags each version with the fraction of bad samples it skipped; a better model
+    trained on 12% bad data is rejected under the default 5%, and promoted when the user allows 20%."""
+    from mlflow import MlflowClient
+
+    name = new_model(setup, ["bad", "good"])
+    data = ["--data", setup["manifest"], *GATE]
+    assert promote_json(capsys, name, "--candidate", "1", *data)["decision"] == "promoted"  # untagged: not judged
+    MlflowClient().set_model_version_tag(name, "2", "bad_sample_fraction", "0.12")
+    out = promote_json(capsys, name, "--candidate", "2", *data)
+    assert out["decision"] == "rejected" and out["reason"] == (
+        "trained on 12.00% bad samples (tag bad_sample_fraction), more than --max-bad-fraction 5.00%")
+    assert aliases(name) == {"champion": "1"}
+    out = promote_json(capsys, name, "--candidate", "2", *data, "--max-bad-fraction", "0.2")
+    assert out["decision"] == "promoted" and aliases(name) == {"champion": "2", "previous": "1"}
+
+
 # --------------------------------------------------------------------------- concurrency
 
 

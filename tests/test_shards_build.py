@@ -20,7 +20,7 @@ from shards.stream import ShardStream, StreamConfig
 from shards.synthetic import synthesize
 from shards.sample import SampleSource
 from shards.writer import build_shards, parse_size, plan_sample, serialise_meta, verify_shards, write_tar
-from stream_checks import assert_streams_sources, one_epoch
+from stream_checks import as_built, assert_streams_sources, one_epoch
 
 SIZE = (64, 48)
 
@@ -33,12 +33,12 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def _expected_members(dataset: Path, split: str = "train") -> dict[str, dict[str, bytes]]:
-    """What every sample must hold: the source files' bytes, unchanged, plus meta.json."""
+    """What every sample must hold: the source files' bytes, unchanged, plus meta.json and digests."""
     out = {}
     for s in read_layout("viton_hd", dataset, split):
         members = {m: Path(p).read_bytes() for m, p in s.paths.items()}
         members["meta.json"] = serialise_meta(s.meta)
-        out[s.key] = members
+        out[s.key] = as_built(members)
     return out
 
 
@@ -144,13 +144,14 @@ def test_tar_members_are_reproducible(dataset, tmp_path):
     first = m.shards[0].keys[0]
     assert sorted(i.name for i in infos if i.name.startswith(first + ".")) == sorted(
         f"{first}.{m}" for m in ("person.jpg", "cloth.jpg", "cloth_mask.png", "parse.png", "pose.json",
-                                 "meta.json", "agnostic.jpg", "parse_agnostic.png", "pose_img.png"))
+                                 "meta.json", "agnostic.jpg", "parse_agnostic.png", "pose_img.png", "sha256.json"))
 
 
 def test_verify_names_damaged_shard_and_sample(dataset, s3_prefix):
-    manifest = build_shards("viton_hd", dataset, "train", s3_prefix, shard_size_bytes="40KB", workers=1)
+    manifest = build_shards("viton_hd", dataset, "train", s3_prefix, shard_size_bytes="60KB", workers=1)
     store = open_store(s3_prefix)
     rec = manifest.shards[0]
+    assert rec.samples >= 2, rec  # the victim is not the shard's first sample
     victim = rec.keys[1]
     data = bytearray(store.get_bytes(rec.name))
     with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
@@ -214,7 +215,8 @@ def test_planned_sizes_are_exact_tar_sizes(dataset, tmp_path):
     long_key = "k" * 120
     src = SampleSource(key=long_key, paths={"person.jpg": f}, meta={"a": "é"})
     buf = io.BytesIO()
-    _, _, _, offs = write_tar([(long_key, {"person.jpg": f.read_bytes(), "meta.json": serialise_meta(src.meta)})], buf)
+    members = as_built({"person.jpg": f.read_bytes(), "meta.json": serialise_meta(src.meta)})
+    _, _, _, offs = write_tar([(long_key, members)], buf)
     assert plan_sample(src).tar_bytes == offs[1] - offs[0] > 2 * 1536
     with pytest.raises(ValueError, match="cannot name tar members"):
         plan_sample(SampleSource(key="a.b", paths={}, meta={}))
@@ -259,8 +261,8 @@ def test_manifest_validation_names_the_problem(dataset, tmp_path):
 
 
 def test_shards_written_before_schema_2_still_verify_and_stream(dataset, tmp_path):
-    """A set as the previous writer left it: no rendered pose member, a version-1 manifest
-    without ``members``. It still loads, verifies and streams (``members`` is then unknown)."""
+    """A set as the previous writer left it: no rendered pose member, no digests, a version-1
+    manifest without ``members``. It still loads, verifies and streams (``members`` is then unknown)."""
     old_style = tmp_path / "v1"
     build_shards("viton_hd", dataset, "test", old_style, shard_size_bytes="1MB", workers=1)
     samples = []
@@ -269,7 +271,7 @@ def test_shards_written_before_schema_2_still_verify_and_stream(dataset, tmp_pat
             members: dict[str, dict[str, bytes]] = {}
             for info in tar.getmembers():
                 key, _, member = info.name.partition(".")
-                if member != "pose_img.png":
+                if member not in ("pose_img.png", "sha256.json"):
                     members.setdefault(key, {})[member] = tar.extractfile(info).read()
         samples += list(members.items())
     for path in old_style.iterdir():

@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from shards.layouts import read_layout
 from shards.manifest import Manifest, ShardRecord
 from shards.store import open_store
 from shards.stream import EpochPlan, ShardStream, StreamConfig, StreamPosition, TooManyBadSamplesError, worker_schedule
 from shards.synthetic import synthesize
 from shards.tario import UnsafeMemberError
-from shards.writer import build_shards, serialise_meta, shard_name, verify_shards, write_tar
-from stream_checks import assert_exact_resume, record_block_fetches, take
+from shards.writer import build_shards, serialise_meta, shard_name, verify_shards
+from stream_checks import assert_exact_resume, publish_shards, record_block_fetches, source_samples, take
 
 SIZE = (64, 48)
 
@@ -40,7 +39,7 @@ def dataset(tmp_path_factory) -> Path:
 def shards_url(dataset, stack):
     """24 samples in uneven shards (the last one is smaller) on the S3 server."""
     url = f"s3://{stack.bucket}/tests/{uuid.uuid4().hex[:12]}"
-    m = build_shards("viton_hd", dataset, "train", url, shard_size_bytes="100KB", workers=2)
+    m = build_shards("viton_hd", dataset, "train", url, shard_size_bytes="110KB", workers=2)
     counts = [s.samples for s in m.shards]
     assert len(counts) >= 4 and len(set(counts)) > 1, counts  # uneven shards, or the test proves little
     yield url
@@ -191,31 +190,6 @@ def test_resume_is_exact_and_does_not_replay(shards_url, monkeypatch):
 # ------------------------------------------------------------------- corrupt input
 
 
-def _source_samples(dataset: Path, n: int) -> list[tuple[str, dict[str, bytes]]]:
-    out = []
-    for s in itertools.islice(read_layout("viton_hd", dataset, "train"), n):
-        members = {m: Path(p).read_bytes() for m, p in s.paths.items()}
-        members["meta.json"] = serialise_meta(s.meta)
-        out.append((s.key, members))
-    return out
-
-
-def _publish(url: str, shards: list[list[tuple[str, dict[str, bytes]]]], cut: dict[int, int] | None = None) -> Manifest:
-    """Write hand-made shards + manifest (``cut``: shard index -> bytes to keep of the object)."""
-    store = open_store(url)
-    records = []
-    for i, samples in enumerate(shards):
-        buf = io.BytesIO()
-        sha, size, keys, offsets = write_tar(samples, buf)
-        name = shard_name("train", i, sha)
-        data = buf.getvalue()
-        store.put_bytes(name, data[: (cut or {}).get(i, len(data))])
-        records.append(ShardRecord(name, len(keys), size, sha, tuple(keys), tuple(offsets)))
-    manifest = Manifest(layout="viton_hd", split="train", shards=records)
-    manifest.save(store)
-    return manifest
-
-
 def _png(labels: np.ndarray) -> bytes:
     return cv2.imencode(".png", labels.astype(np.uint8))[1].tobytes()
 
@@ -250,7 +224,7 @@ CASES = {"bad jpeg": "bad image", "missing modality": "missing modality", "label
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_corrupt_sample_is_skipped_counted_and_logged(case, dataset, s3_prefix, caplog):
-    good = _source_samples(dataset, 9)
+    good = source_samples(dataset, 9)
     victim = good[4][0]
     cut = None
     if case == "truncated member":
@@ -259,7 +233,7 @@ def test_corrupt_sample_is_skipped_counted_and_logged(case, dataset, s3_prefix, 
     else:
         samples = [(k, _corrupt(case, m) if k == victim else m) for k, m in good]
         shards = [samples[:5], samples[5:]]
-    _publish(s3_prefix, shards, cut)
+    publish_shards(s3_prefix, shards, cut)
 
     cfg = StreamConfig(s3_prefix, batch_size=3, image_size=SIZE, loader_workers=0, shuffle_buffer=9,
                        max_bad_fraction=0.5)
@@ -280,10 +254,10 @@ def test_corrupt_sample_is_skipped_counted_and_logged(case, dataset, s3_prefix, 
 
 
 def test_too_many_bad_samples_raises_with_counts_and_keys(dataset, s3_prefix):
-    good = _source_samples(dataset, 12)
+    good = source_samples(dataset, 12)
     victims = {good[2][0], good[7][0], good[9][0]}
     samples = [(k, _corrupt("bad jpeg", m) if k in victims else m) for k, m in good]
-    _publish(s3_prefix, [samples[:6], samples[6:]])
+    publish_shards(s3_prefix, [samples[:6], samples[6:]])
     cfg = StreamConfig(s3_prefix, batch_size=2, image_size=SIZE, loader_workers=2, shuffle_buffer=12,
                        max_bad_fraction=0.05)
     with pytest.raises(TooManyBadSamplesError) as err:
@@ -295,7 +269,7 @@ def test_too_many_bad_samples_raises_with_counts_and_keys(dataset, s3_prefix):
 
 @pytest.mark.parametrize("member", ["../evil.person.jpg", "/etc/evil.person.jpg", "link"])
 def test_hostile_member_is_rejected_by_stream_and_verify(member, dataset, s3_prefix):
-    (key, members), = _source_samples(dataset, 1)
+    (key, members), = source_samples(dataset, 1)
     buf = io.BytesIO()
     offsets = []
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:

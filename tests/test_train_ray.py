@@ -68,6 +68,10 @@ def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack,
     stopped = jobs.wait(client, first_job, on_line=lambda _l: None, timeout_s=120)
     assert stopped.status == "STOPPED", stopped.status
     assert len(_registered_checkpoints(stack, name)) >= 1
+    mlflow = MlflowClient(stack.mlflow_uri)
+    experiment_id = mlflow.get_experiment_by_name("vton-tests").experiment_id
+    stopped_runs = mlflow.search_runs([experiment_id], filter_string=f"tags.`vton.run_name` = '{name}'")
+    assert [r.info.status for r in stopped_runs] == ["KILLED"], stopped.logs[-3000:]  # not left RUNNING
 
     # The same run name through the CLI: `vton submit` (ray job submit) resumes it.
     config_file = tmp_path / "run.yaml"
@@ -80,25 +84,30 @@ def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack,
     resumed_step = int(resumed_line.split("resumed at step ")[1].split()[0])
     assert resumed_step >= 4 and resumed_step % 4 == 0
     assert f"({resumed_step * 2} batches consumed)" in resumed_line  # grad_accum 2 micro-batches per step
+    # Every line of the job once (Ray Train's print patch logged each twice), and its phases as they change.
+    progress = [line for line in out.stdout.splitlines() if "[vton] step " in line]
+    assert progress and len(progress) == len(set(progress)), progress
+    phases = [line.split("[vton] phase: ")[1] for line in out.stdout.splitlines() if "[vton] phase: " in line]
+    assert [p.split(" (")[0] for p in phases] == ["waiting for 2 worker(s) of 1 CPU", "restoring the checkpoint",
+                                                  f"training, step {resumed_step} of 24"], phases
 
     result = next(json.loads(line[len(jobs.RESULT_PREFIX):]) for line in out.stdout.splitlines()
                   if line.startswith(jobs.RESULT_PREFIX))
     assert result["steps"] == 24
     assert result["metrics"]["steps_this_attempt"] == 24 - resumed_step
     assert result["metrics"]["batches_consumed"] == 48
-    # One MLflow run across both jobs, with metrics before and after the kill.
-    mlflow = MlflowClient(stack.mlflow_uri)
-    runs = mlflow.search_runs(
-        [mlflow.get_experiment_by_name("vton-tests").experiment_id],
-        filter_string=f"tags.`vton.run_name` = '{name}'")
+    # One MLflow run across both jobs, with metrics before and after the kill, FINISHED again.
+    runs = mlflow.search_runs([experiment_id], filter_string=f"tags.`vton.run_name` = '{name}'")
     assert len(runs) == 1 and runs[0].info.run_id == result["mlflow_run_id"]
+    assert runs[0].info.status == "FINISHED"
     history = mlflow.get_metric_history(result["mlflow_run_id"], "loss/G_total")
     first_job_steps = [m.step for m in history if m.timestamp < resubmitted_ms]
     second_job_steps = sorted(m.step for m in history if m.timestamp >= resubmitted_ms)
     assert min(first_job_steps) == 2 and max(first_job_steps) >= resumed_step
-    # The second job continued after the checkpoint; steps the first one logged after its last
-    # checkpoint (if any) are logged again because they are run again.
-    assert second_job_steps == list(range(resumed_step + 2, 25, 2))
+    # The second job continued after the checkpoint; the steps the first one logged after its last
+    # checkpoint are run again but not logged again: every step is in the history once.
+    assert sorted(m.step for m in history) == list(range(2, 25, 2))
+    assert second_job_steps == list(range(max(first_job_steps) + 2, 25, 2))
     # The registered model is tagged with what produced it.
     version = mlflow.get_model_version(f"vton-test-{name}", result["model_version"])
     assert version.tags["recipe"] == "unet_sa" and len(version.tags["dataset_manifest_sha256"]) == 64
@@ -106,6 +115,38 @@ def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack,
     # Retention holds across the kill: what is on storage is exactly what Ray tracks, at most `keep`.
     assert _checkpoints(stack, name) == _registered_checkpoints(stack, name)
     assert len(_checkpoints(stack, name)) <= cfg.checkpoint.keep
+
+
+def test_a_run_whose_driver_was_sigkilled_is_marked_failed_by_jobs_status(stack, s3_shards):
+    """A driver killed with -9 cannot mark its MLflow run; the run said RUNNING until the name was
+    resubmitted. `vton jobs status` of the ended job marks it FAILED (and says so)."""
+    import os
+    import signal
+
+    from mlflow import MlflowClient
+
+    name = f"orphan-{uuid.uuid4().hex[:6]}"
+    cfg = load_config(REPO / "configs" / "unet_sa" / "demo.yaml",
+                      [*_overrides(s3_shards, name), "train.steps=5000", "data.val_manifest=", "ray.num_workers=1"])
+    client, job_id = jobs.submit(cfg)
+    try:
+        deadline = time.monotonic() + 300
+        while "[vton] step 2/" not in client.get_job_logs(job_id):
+            assert time.monotonic() < deadline and not str(client.get_job_status(job_id)).endswith("FAILED"), \
+                client.get_job_logs(job_id)[-3000:]
+            time.sleep(1)
+        os.kill(int(client.get_job_info(job_id).driver_info.pid), signal.SIGKILL)
+        ended = jobs.wait(client, job_id, on_line=lambda _l: None, timeout_s=120)
+    finally:
+        client.stop_job(job_id)
+    assert ended.status == "FAILED", ended.status
+    mlflow = MlflowClient(stack.mlflow_uri)
+    experiment_id = mlflow.get_experiment_by_name("vton-tests").experiment_id
+    run, = mlflow.search_runs([experiment_id], filter_string=f"tags.`vton.run_name` = '{name}'")
+    assert run.info.status == "RUNNING"  # what the user used to be left with
+    out = subprocess.run([VTON, "jobs", "status", job_id], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0 and f"MLflow run {run.info.run_id} marked ended" in out.stdout, out.stdout + out.stderr
+    assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
 
 
 def test_demo_runs_end_to_end_and_beats_the_untrained_model(stack):

@@ -27,6 +27,8 @@ class TrainingPosition:
 
     step: int = 0
     batches_consumed: int = 0
+    bad_samples: int = 0  # the run's, all ranks (orchestrator.train.bad_samples), as of the last settle
+    samples_read: int = 0
 
 
 @dataclass

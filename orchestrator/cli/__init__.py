@@ -2,7 +2,9 @@
 
 Every handler imports what it needs lazily: `vton stack status` must answer in well under a
 second, without importing torch or Ray. Errors a user can fix (bad config, taken port, missing
-binary) are printed as one clear line and exit with status 2; nothing prints a traceback for them.
+binary, unreachable S3 endpoint, bad sample) are printed as one clear line and exit with their kind's
+status (``orchestrator.failures``: 2 usage, 3 rejected, 4 data, 5 storage, 6 cluster, 7 model);
+nothing prints a traceback for them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from typing import Sequence
 
 from orchestrator.cli import config, doctor, evaluation, models, registry, shard, stack, training, tune
 from orchestrator.cli.common import EXIT_USAGE, UserError
+from orchestrator.failures import EXIT_INTERRUPTED, classify
 
 #: One module per command group, in the order `vton --help` lists them.
 COMMAND_GROUPS = (stack, config, shard, models, training, doctor, evaluation, registry, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vton", description="Train virtual try-on GANs at cluster scale.")
+    parser = argparse.ArgumentParser(
+        prog="vton", description="Train virtual try-on GANs at cluster scale.",
+        epilog="exit status: 0 success, 1 failed (see its log), 2 bad usage or config, 3 promotion rejected, "
+               "4 bad data (manifest, sample, image), 5 object storage (endpoint, credentials), "
+               "6 cluster or local stack, 7 model, checkpoint or weights, 130 interrupted")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
@@ -44,16 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - known user-facing failures from the stack
-        from cluster.services import MissingBinaryError
-        from cluster.errors import StackError
-        from shards.manifest import ManifestError
-
-        if isinstance(exc, (StackError, MissingBinaryError, ManifestError)):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - known failures are one line and their kind's exit status
+        failure = classify(exc)
+        if failure is None:
+            raise
+        print(failure.line(), file=sys.stderr)
+        return failure.exit_code
 
 
 __all__ = ["EXIT_USAGE", "UserError", "build_parser", "main"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-EXIT_USAGE = 2
+from orchestrator.failures import EXIT_USAGE  # noqa: F401 - re-exported: the commands import it from here
 
 
 class UserError(Exception):

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import UserError
+from orchestrator.failures import EXIT_REJECTED
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -76,11 +77,6 @@ def _import_parser(family: str, importer) -> argparse.ArgumentParser:
     return command
 
 
-#: `vton promote`'s exit status when the gate keeps the candidate out, so a pipeline can branch on the
-#: decision without parsing text (0: promoted or rolled back; 1: a concurrent promotion won; 2: bad input).
-REJECTED_EXIT = 3
-
-
 def _cmd_promote(args: argparse.Namespace) -> int:
     """Thin: options -> orchestrator.registry.promote / rollback -> table or JSON."""
     if sum((args.candidate is not None, args.from_sweep is not None, args.rollback)) != 1:
@@ -106,14 +102,15 @@ def _cmd_promote(args: argparse.Namespace) -> int:
                 result = registry.promote(args.model, args.data, candidate=args.candidate,
                                           from_sweep=args.from_sweep, metric=args.metric, mode=args.mode,
                                           min_delta=args.min_delta, threshold=args.threshold, pairs=args.pairs,
-                                          workers=args.workers, fid_dims=args.fid_dims)
+                                          workers=args.workers, fid_dims=args.fid_dims,
+                                          max_bad_fraction=args.max_bad_fraction)
     except (registry.PromotionError, MissingWeightsError) as exc:
         raise UserError(str(exc)) from None
     except registry.PromotionConflict as exc:
         print(f"error: conflict: {exc}", file=sys.stderr)
         return 1
     print(result.to_json() if args.json else result.table())
-    return REJECTED_EXIT if result.decision == "rejected" else 0
+    return EXIT_REJECTED if result.decision == "rejected" else 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -124,7 +121,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_import)
 
     p = sub.add_parser("promote", help="gate a model version into @champion (or --rollback)",
-                       epilog=f"exit status: 0 promoted or rolled back, {REJECTED_EXIT} rejected by the gate, 1 another "
+                       epilog=f"exit status: 0 promoted or rolled back, {EXIT_REJECTED} rejected by the gate, 1 another "
                               "promotion changed the aliases first, 2 bad input")
     p.add_argument("model", help="registered model name")
     p.add_argument("--candidate", default=None, help="the version to promote")
@@ -137,6 +134,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["min", "max"], default=None, help="default: the metric's own direction")
     p.add_argument("--min-delta", type=float, default=0.0, help="the margin the candidate must win by")
     p.add_argument("--threshold", type=float, default=None, help="absolute bar every promoted candidate passes")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05, metavar="F",
+                   help="reject a candidate trained on more bad (skipped) samples than this fraction, from its "
+                        "bad_sample_fraction tag (default 0.05, the trainer's data.max_bad_fraction default)")
     p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
     p.add_argument("--workers", type=int, default=1, help="Ray tasks per evaluation")
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],

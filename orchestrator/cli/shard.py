@@ -6,6 +6,7 @@ import argparse
 import json
 
 from orchestrator.cli.common import UserError
+from orchestrator.failures import classify
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -19,7 +20,12 @@ def _parse_size(text: str) -> tuple[int, int]:
 def _cmd_shard(args: argparse.Namespace) -> int:
     from cluster.settings import apply_stack_env
 
-    apply_stack_env(urls=[getattr(args, "dest", None) or getattr(args, "manifest", None) or ""])
+    url = getattr(args, "dest", None) or getattr(args, "manifest", None) or ""
+    apply_stack_env(urls=[url])
+    if url:
+        from shards.store import check_reachable
+
+        check_reachable(url)  # seconds, not botocore's ~15 s of retries, for a wrong or stopped endpoint
     if args.action == "synth":
         from shards.synthetic import synthesize_layout
 
@@ -41,7 +47,9 @@ def _cmd_shard(args: argparse.Namespace) -> int:
         try:
             manifest = build_shards(args.layout, args.src, args.split, args.dest, shard_size_bytes=args.shard_size,
                                     workers=args.workers, strict=not args.skip_bad, layout_options=options)
-        except ValueError as exc:
+        except (ValueError, FileNotFoundError) as exc:
+            if classify(exc) is not None:
+                raise  # a bad sample, image or list line: exit status 4 (data), one line naming it
             raise UserError(str(exc)) from None
         stats = manifest.build_stats
         print(f"{stats.manifest_url}: {stats.samples} samples in {stats.shards} shards "

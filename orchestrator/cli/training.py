@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import UserError, add_config_args, add_env_file_arg, apply_env_file
+from orchestrator.failures import EXIT_FAILED, Failure
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -21,10 +22,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from orchestrator.jobs.launch import fit
     from orchestrator.jobs.preflight import preflight
 
-    on_cluster = bool(cluster_address(cfg)[0])
+    target = cluster_address(cfg)
+    on_cluster = bool(target[0])
     if not on_cluster:
         preflight(cfg, Capacity.this_machine())  # before starting a private Ray for nothing
-    connect(cfg)
+    connect(cfg, target=target)
     if on_cluster:
         preflight(cfg, Capacity.of_ray_cluster())  # judged against the cluster it will run on
     outcome = fit(cfg)
@@ -65,9 +67,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         return 0
     outcome = jobs.wait(client, job_id, jobs.progress_printer(args.verbose))
     if outcome.status != "SUCCEEDED" or outcome.result is None:
+        failure = Failure.from_log(outcome.logs)
+        if failure is not None:  # its `error:` line was shown above as the job printed it
+            print(f"job {job_id} ended {outcome.status} ({failure.kind}); full log: vton jobs logs {job_id}",
+                  file=sys.stderr)
+            return failure.exit_code
         print("\n".join(outcome.logs.splitlines()[-40:]), file=sys.stderr)
         print(f"error: job {job_id} ended {outcome.status}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(_describe_outcome(outcome.result))
     return 0
 
@@ -80,15 +87,18 @@ def preflight_here(cfg) -> None:
     from cluster.settings import apply_stack_env
     from orchestrator.jobs.preflight import preflight
     from shards.manifest import ManifestError
-    from shards.store import StoreError
+    from shards.store import StoreError, check_reachable
 
     apply_stack_env(urls=[cfg.data.manifest, cfg.data.val_manifest or ""])
     import vton_models  # noqa: F401  - torchvision's CPU shim before the representation probe
 
     try:
+        for url in (cfg.data.manifest, cfg.data.val_manifest):
+            if url:
+                check_reachable(url)
         preflight(cfg, None)
-    except (StoreError, ManifestError) as exc:
-        raise UserError(f"data.manifest: {exc}") from None
+    except (StoreError, ManifestError) as exc:  # the same kind (exit status), naming the key
+        raise type(exc)(f"data.manifest: {exc}") from None
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
@@ -132,6 +142,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
                     print(f"  {label + ':':11s} {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))}")
             if summary.mlflow_run_id:
                 print(f"  MLflow run: {summary.mlflow_run_id}")
+            _report_orphaned_run(jobs, args)
             return 0
         if args.action == "logs":
             if args.follow:
@@ -141,11 +152,27 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             return 0
         final = jobs.stop(args.job_id, args.address)
         print(f"job {args.job_id}: {final}")
+        _report_orphaned_run(jobs, args)
         return 0 if final in ("STOPPED", "SUCCEEDED", "FAILED") else 1
     except (RuntimeError, ConnectionError) as exc:  # no cluster to ask, or the Job SDK's 404 for an unknown ID
         if "does not exist" in str(exc) or "status code 404" in str(exc):
             raise UserError(f"no job {args.job_id!r} on {args.address or jobs.job_address()}") from None
         raise UserError(str(exc)) from None
+
+
+def _report_orphaned_run(jobs, args: argparse.Namespace) -> None:
+    """A job's driver marks its run FAILED or KILLED when training ends without finishing it; a
+    driver that was SIGKILLed could not, so the run still said RUNNING: mark it now."""
+    from cluster.settings import apply_stack_env
+
+    apply_stack_env()  # the tracking server of the local stack, when the config names none
+    try:
+        run_id = jobs.end_orphaned_run(args.job_id, args.address)
+    except Exception as exc:  # noqa: BLE001 - the job's status is the answer; the run is a courtesy
+        print(f"  (could not check its MLflow run: {exc})", file=sys.stderr)
+        return
+    if run_id:
+        print(f"  MLflow run {run_id} marked ended: the job ended without ending it")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

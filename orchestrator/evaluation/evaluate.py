@@ -26,9 +26,10 @@ import torch
 
 from orchestrator.registry.models import LoadedModel, ModelError, load_registered
 from vton_models.metrics.masked import MASK_REGIONS
+from vton_models.metrics.suite import METRIC_NETWORK_NAMES
 
 #: The pretrained networks an evaluation can load (``SuiteOptions.networks``), with what they serve.
-ALL_NETWORKS = ("inception", "lpips")
+ALL_NETWORKS = METRIC_NETWORK_NAMES
 NETWORK_METRICS = {"inception": "FID, KID, IS, mask-IS (Inception)", "lpips": "LPIPS (AlexNet)"}
 
 EVAL_EXPERIMENT = "vton-eval"

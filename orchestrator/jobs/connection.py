@@ -40,13 +40,14 @@ def cluster_address(cfg: Config) -> tuple[str, str]:
     return "", "a private Ray instance for this run (no ray.address, no RAY_ADDRESS, no local stack up)"
 
 
-def connect(cfg: Config, announce: bool = True) -> str:
-    """Join the cluster ``cluster_address`` names (or start a private one); returns its description."""
+def connect(cfg: Config, announce: bool = True, target: tuple[str, str] | None = None) -> str:
+    """Join the cluster ``cluster_address`` names (or start a private one); returns its description.
+    ``target``: that answer when the caller already has it (asking twice probes the stack twice)."""
     from orchestrator.jobs.launch import FORWARDED_ENV
     from orchestrator.jobs.submit import WORKING_DIR_EXCLUDES
     from orchestrator.provenance import GIT_COMMIT_ENV, PROJECT_ROOT, git_commit
 
-    address, where = cluster_address(cfg)
+    address, where = target or cluster_address(cfg)
     if address and urlparse(f"//{address.split('://')[-1]}").hostname in ("127.0.0.1", "localhost"):
         # Ray 2.60 swaps a loopback head address for the machine's external IP, which a head
         # bound to loopback does not answer; read when Ray is imported, so set before that.

@@ -2,7 +2,9 @@
 
 `vton submit` passes the already-resolved config in ``VTON_RESOLVED_CONFIG`` (so a config file
 outside the uploaded working dir still works); by hand, pass a config path and overrides. The last
-line printed is ``VTON_RESULT {json}``, which `vton submit` and `vton demo` parse.
+line printed is ``VTON_RESULT {json}``, which `vton submit` and `vton demo` parse; a known failure
+(``orchestrator.failures``: bad data, unreachable storage, a bad config key, ...) ends the job with
+one ``error:`` line, a ``VTON_FAILURE {json}`` line for `vton submit`, and its kind's exit status.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 
 from orchestrator import credentials
-from orchestrator.config import Config, ConfigError, config_from_dict, load_config
+from orchestrator.config import Config, config_from_dict, load_config
+from orchestrator.failures import FAILURE_PREFIX, classify
 
 RESULT_PREFIX = "VTON_RESULT "
 CONFIG_ENV = "VTON_RESOLVED_CONFIG"
@@ -37,6 +42,66 @@ def resolve(argv: list[str], required: bool = True) -> Config:
     raise AssertionError  # unreachable
 
 
+class _Stopped(BaseException):
+    """SIGTERM: `ray job stop` (or `vton jobs stop`) ends the driver."""
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise _Stopped()
+
+
+def _fit_ending_the_run(cfg: Config, fit):
+    """``fit(cfg)``; when it ends without finishing the run (a failure, a stop), the MLflow run is
+    marked FAILED or KILLED here: the worker that would have ended it may be gone.
+
+    ``fit`` runs in a thread: Ray Train's driver waits in one blocking ``ray.get``, during which
+    Python never runs a SIGTERM handler, and `ray job stop` SIGKILLs 3 s after its SIGTERM. The
+    main thread only waits, so the handler runs at once."""
+    from orchestrator.registry.tracking import end_unfinished_run
+
+    if cfg.tracking.enabled:
+        import mlflow  # noqa: F401 - now, not after a stop: `ray job stop` leaves 3 s to mark the run
+
+    done: dict = {}
+
+    def run() -> None:
+        try:
+            done["outcome"] = fit(cfg)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            done["error"] = exc
+
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    worker = threading.Thread(target=run, name="vton-fit", daemon=True)
+    try:
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.5)
+    except _Stopped:
+        _end_run(cfg, "KILLED", end_unfinished_run)
+        # Not SystemExit: Ray's exit hooks wait for the training the driver owns, which would go
+        # on logging into the run just ended. Ending the driver ends its job's actors, as the
+        # SIGKILL `ray job stop` sends 3 s later would.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if "error" in done:
+        _end_run(cfg, "FAILED", end_unfinished_run)
+        raise done["error"]
+    return done["outcome"]
+
+
+def _end_run(cfg: Config, status: str, end_unfinished_run) -> None:
+    try:
+        run_id = end_unfinished_run(cfg, status)
+    except Exception as exc:  # noqa: BLE001 - the tracking server may be what failed; say so and go on
+        print(f"[vton] could not mark the MLflow run {status}: {exc}", file=sys.stderr, flush=True)
+        return
+    if run_id:
+        print(f"[vton] MLflow run {run_id} marked {status}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -50,10 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
         ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=True)
         preflight(cfg, Capacity.of_ray_cluster())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    outcome = fit(cfg)
+        outcome = _fit_ending_the_run(cfg, fit)
+    except Exception as exc:  # noqa: BLE001 - a known failure is one line and its kind's exit status
+        failure = classify(exc)
+        if failure is None:
+            raise
+        print(failure.line(), file=sys.stderr, flush=True)
+        print(FAILURE_PREFIX + failure.to_json(), flush=True)  # read back by `vton submit`
+        return failure.exit_code
     print(RESULT_PREFIX + outcome.to_json(), flush=True)
     return 0
 

@@ -119,6 +119,9 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
         env["TORCH_EXTENSIONS_DIR"] = os.environ["VTON_TORCH_EXTENSIONS_DIR"]
     threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))
     env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    # Ray Train sends a worker's print() to its logger *and*, when anything (MLflow) has wrapped
+    # sys.stdout, to stdout too: every progress line reached the job log twice.
+    env["RAY_TRAIN_ENABLE_PRINT_PATCH"] = "0"
     return TorchTrainer(
         _train_fn,
         train_loop_config={"cfg": cfg.to_dict(), "init_checkpoint": init_checkpoint},
@@ -139,14 +142,34 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
 
 
 def max_failures(cfg: Config) -> int:
-    """``ray.max_failures``, or its default: 3 on GPU clusters (spot nodes get reclaimed), 0 on CPU."""
+    """``ray.max_failures``, or its default: 3 on GPU clusters (spot nodes get reclaimed), 2 on CPU.
+    With 0 a run died on its first lost worker although its last checkpoint was on object storage;
+    a failure that repeats (bad data, a bug) costs at most that many restarts from the checkpoint."""
     if cfg.ray.max_failures is not None:
         return cfg.ray.max_failures
-    return 3 if cfg.ray.use_gpu else 0
+    return 3 if cfg.ray.use_gpu else 2
+
+
+def describe_workers(cfg: Config) -> str:
+    """``2 workers of 1 CPU`` / ``4 workers of 8 CPU + 1 GPU``: what the run asks the cluster for."""
+    each = {"CPU": cfg.ray.cpus_per_worker, **({"GPU": 1} if cfg.ray.use_gpu else {}), **cfg.ray.resources_per_worker}
+    return f"{cfg.ray.num_workers} worker(s) of " + " + ".join(f"{v:g} {k}" for k, v in each.items())
+
+
+def _free_resources() -> str:
+    import ray
+
+    try:
+        free = ray.available_resources()
+    except Exception:  # noqa: BLE001 - a phase line must never stop a run
+        return "unknown"
+    return ", ".join(f"{free[k]:g} {k}" for k in ("CPU", "GPU") if k in free) or "none"
 
 
 def fit(cfg: Config) -> TrainingOutcome:
     """Run the trainer on the Ray cluster this process is connected to; returns rank 0's outcome."""
+    print(f"[vton] phase: waiting for {describe_workers(cfg)} "
+          f"(free now: {_free_resources()}); each worker says when it starts", flush=True)
     result = build_trainer(cfg).fit()
     if result.error:
         raise result.error

@@ -175,6 +175,28 @@ def status(job_id: str, address: str | None = None) -> JobSummary:
     )
 
 
+def end_orphaned_run(job_id: str, address: str | None = None) -> str | None:
+    """The MLflow run of an ended job that is still RUNNING (its driver was SIGKILLed before it
+    could mark it) marked KILLED (stopped job) or FAILED; returns the run id. Nothing while another
+    job of the same run name is pending or running: that one owns the run now."""
+    from ray.job_submission import JobStatus
+
+    from orchestrator.config import config_from_dict
+    from orchestrator.registry.tracking import end_unfinished_run
+
+    client = client_for(address)
+    info = client.get_job_info(job_id)
+    resolved = ((info.runtime_env or {}).get("env_vars") or {}).get(CONFIG_ENV)
+    if info.status not in (JobStatus.FAILED, JobStatus.STOPPED) or not resolved:
+        return None
+    name = (info.metadata or {}).get("vton.run_name")
+    if any((j.metadata or {}).get("vton.run_name") == name and j.status in (JobStatus.PENDING, JobStatus.RUNNING)
+           for j in client.list_jobs()):
+        return None
+    return end_unfinished_run(config_from_dict(json.loads(resolved)),
+                              "KILLED" if info.status == JobStatus.STOPPED else "FAILED")
+
+
 def logs(job_id: str, address: str | None = None) -> str:
     return client_for(address).get_job_logs(job_id)
 

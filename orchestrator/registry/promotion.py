@@ -87,6 +87,9 @@ class Gate:
     mode: str
     min_delta: float = 0.0
     threshold: float | None = None
+    #: The most bad samples (tag ``bad_sample_fraction`` the trainer writes on the version) a
+    #: candidate may have been trained on; a version without the tag (imported) is not judged on it.
+    max_bad_fraction: float = 0.05
 
     def improvement(self, candidate: float, champion: float) -> float:
         return champion - candidate if self.mode == "min" else candidate - champion
@@ -115,7 +118,8 @@ class Gate:
         return REJECTED, f"{m} does not improve ({'equal' if gain == 0 else f'worse by {-gain:.6g}'})"
 
 
-def make_gate(metric: str, mode: str | None, min_delta: float, threshold: float | None, pairs: str) -> Gate:
+def make_gate(metric: str, mode: str | None, min_delta: float, threshold: float | None, pairs: str,
+              max_bad_fraction: float = 0.05) -> Gate:
     """Validate the gate options before anything is evaluated."""
     if metric not in METRIC_MODES:
         raise PromotionError(f"--metric {metric!r}: unknown; valid: {', '.join(METRIC_MODES)}")
@@ -132,7 +136,20 @@ def make_gate(metric: str, mode: str | None, min_delta: float, threshold: float 
         raise PromotionError(f"--min-delta {min_delta}: must be a finite number >= 0")
     if threshold is not None and not math.isfinite(threshold):
         raise PromotionError(f"--threshold {threshold}: must be finite")
-    return Gate(metric, natural, float(min_delta), threshold)
+    if not 0.0 <= max_bad_fraction <= 1.0:
+        raise PromotionError(f"--max-bad-fraction {max_bad_fraction}: must be in [0, 1]")
+    return Gate(metric, natural, float(min_delta), threshold, float(max_bad_fraction))
+
+
+def trained_bad_fraction(client: Any, model: str, version: str) -> float | None:
+    """The fraction of bad samples ``version`` was trained on, from its tag (None when untagged)."""
+    from orchestrator.train.bad_samples import BAD_FRACTION_TAG
+
+    value = (client.get_model_version(model, version).tags or {}).get(BAD_FRACTION_TAG)
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        raise PromotionError(f"version {version} of {model!r}: tag {BAD_FRACTION_TAG}={value!r} is not a number")
 
 
 # -------------------------------------------------------------------------------- the registry
@@ -285,6 +302,10 @@ def evaluate(model: str, candidate: str, data: str, gate: Gate, pairs: str = "pa
     if _sha(data) != sha:
         raise PromotionError(f"--data {data}: the manifest changed during evaluation; re-run")
     decision, reason = gate.decide(cand.value, champion.value if champion else None)
+    bad = trained_bad_fraction(client, model, str(candidate))
+    if bad is not None and bad > gate.max_bad_fraction:
+        decision, reason = REJECTED, (f"trained on {bad:.2%} bad samples (tag bad_sample_fraction), more than "
+                                      f"--max-bad-fraction {gate.max_bad_fraction:.2%}")
     return PromotionPlan(model, gate, cand, champion, snap, data, sha, pairs, fid_dims, result.protocol,
                          decision, reason)
 
@@ -342,6 +363,7 @@ def _decision_tags(plan: PromotionPlan, by: str, at: str) -> dict[str, str]:
         "decision": plan.decision, "reason": plan.reason, "metric": plan.gate.metric, "mode": plan.gate.mode,
         "min_delta": f"{plan.gate.min_delta:g}",
         "threshold": "none" if plan.gate.threshold is None else f"{plan.gate.threshold:g}",
+        "max_bad_fraction": f"{plan.gate.max_bad_fraction:g}",
         "candidate_value": f"{plan.candidate.value:.6g}", "candidate_eval_run": plan.candidate.eval_run_id or "",
         "champion_version": champ.version if champ else "none",
         "champion_value": f"{champ.value:.6g}" if champ else "none",
@@ -425,13 +447,14 @@ def commit(plan: PromotionPlan, client: Any = None, ttl_s: float = CLAIM_TTL_S) 
 
 def promote(model: str, data: str, candidate: str | None = None, from_sweep: str | None = None,
             metric: str = "fid", mode: str | None = None, min_delta: float = 0.0, threshold: float | None = None,
-            pairs: str = "paired", workers: int = 1, fid_dims: int = 2048, client: Any = None) -> PromotionResult:
+            pairs: str = "paired", workers: int = 1, fid_dims: int = 2048, client: Any = None,
+            max_bad_fraction: float = 0.05) -> PromotionResult:
     """Resolve the candidate, evaluate both sides, decide and commit."""
     if (candidate is None) == (from_sweep is None):
         raise PromotionError("give exactly one of --candidate VERSION or --from-sweep RUN_ID")
     if workers < 1:
         raise PromotionError(f"--workers {workers}: must be >= 1")
-    gate = make_gate(metric, mode, min_delta, threshold, pairs)
+    gate = make_gate(metric, mode, min_delta, threshold, pairs, max_bad_fraction)
     client = _client(client)
     read_snapshot(client, model)  # model not found: say so before reading any run
     if from_sweep is not None:

@@ -1,7 +1,11 @@
 """MLflow tracking, on rank 0 only: params, per-step metrics, sample grids, the registered model.
 
 A resumed run must continue the *same* MLflow run, so the run id travels inside each checkpoint;
-before the first checkpoint exists, the run is found again by its ``vton.run_name`` tag.
+before the first checkpoint exists, the run is found again by its ``vton.run_name`` tag. A resumed
+attempt re-runs the steps between its checkpoint and the failure; their points are already in the
+run, so each metric is logged only for steps after the last one it holds (MLflow appends points,
+it cannot replace them), and each step appears once in every history. A job that ends without
+finishing its run marks it FAILED or KILLED (``end_unfinished_run``) instead of leaving it RUNNING.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class MlflowTracker(NullTracker):
             log_system_metrics=cfg.tracking.system_metrics,
         )
         self.run_id = run.info.run_id
+        #: metric key -> the last step the run holds for it (a resumed run; empty for a new one)
+        self._logged_through: dict[str, int] = self._last_steps(run) if run_id else {}
         if not run.data.params:
             # Params are immutable in MLflow; a resumed run already has them (a run created for this
             # one elsewhere, such as a Tune trial's child run, does not yet).
@@ -95,11 +101,19 @@ class MlflowTracker(NullTracker):
         )
         return runs[0].info.run_id if runs else None
 
+    def _last_steps(self, run) -> dict[str, int]:
+        client = self._mlflow.MlflowClient()
+        return {key: max((m.step for m in client.get_metric_history(run.info.run_id, key)), default=-1)
+                for key in run.data.metrics}
+
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+        fresh = {k: float(v) for k, v in metrics.items() if step > self._logged_through.get(k, -1)}
+        if fresh:
+            self._mlflow.log_metrics(fresh, step=step)
 
     def log_sample_grid(self, image: np.ndarray, step: int) -> None:
-        self._mlflow.log_image(image, key="samples", step=step)
+        if step > max(self._logged_through.values(), default=-1):  # an earlier attempt logged this step's grid
+            self._mlflow.log_image(image, key="samples", step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if tags:
@@ -147,6 +161,29 @@ class MlflowTracker(NullTracker):
 
     def close(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)
+
+
+def end_unfinished_run(cfg: Config, status: str) -> str | None:
+    """Mark the run ``cfg.name`` is training ``status`` (FAILED, KILLED) if it is still RUNNING:
+    what the job's driver does when training ends without finishing it (the rank-0 worker that
+    would have ended it was killed, or the job was stopped). Returns the run id it ended, if any.
+    A later resubmission of the same name still continues this run."""
+    from mlflow import MlflowClient
+
+    uri = cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not cfg.tracking.enabled or not uri:
+        return None
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    if experiment is None:
+        return None
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"tags.`{RUN_NAME_TAG}` = '{cfg.name}' and attributes.status = 'RUNNING'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    client.set_terminated(runs[0].info.run_id, status=status)
+    return runs[0].info.run_id
 
 
 def make_tracker(cfg: Config, rank: int, resume_run_id: str | None) -> NullTracker:

@@ -38,6 +38,7 @@ def _stream_config(cfg: Config, recipe: Recipe, manifest: str, train: bool, devi
         augment_options=dict(cfg.data.augment_options),
         seed=cfg.train.seed if train else 0,
         max_bad_fraction=cfg.data.max_bad_fraction,
+        check_digests=cfg.data.check_digests,
     )
 
 
@@ -78,11 +79,16 @@ def make_val_stream(cfg: Config, recipe: Recipe, rank: int, world_size: int, dev
     return ShardStream(stream_cfg, rank, world_size)
 
 
+def stream_manifest(stream: object):
+    """The manifest a ``TrainStream`` reads; None for a stream without one (an in-process test stream)."""
+    return getattr(getattr(stream, "stream", None), "manifest", None)
+
+
 def stream_data_tags(stream: object, recipe: Recipe) -> dict[str, str]:
     """Tags saying which optional members the recipe's representation used (e.g. VITON-HD's
     dataset-rendered pose images vs drawn ones), from the train stream's manifest; empty for a
-    stream without one (an in-process test stream)."""
-    manifest = getattr(getattr(stream, "stream", None), "manifest", None)
+    stream without one."""
+    manifest = stream_manifest(stream)
     if manifest is None:
         return {}
     return recipe.representation.data_tags(manifest.members, manifest.totals["samples"])

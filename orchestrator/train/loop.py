@@ -39,7 +39,8 @@ from orchestrator.recipes import build_recipe_from_config, refuse_inference_only
 from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
 from orchestrator.provenance import git_commit
 from orchestrator.registry.tracking import make_tracker, sample_grid
-from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags
+from orchestrator.train.bad_samples import BadSampleCounter
+from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags, stream_manifest
 from orchestrator.train.ema import NetworkEMA
 from orchestrator.train.freezing import frozen, power_iteration_paused
 from orchestrator.train.optim import build_schedule, resolve_optimizers
@@ -141,6 +142,8 @@ class GanLoop:
     # ------------------------------------------------------------------------- state
 
     def _restore(self, directory: Path) -> str | None:
+        if self.ctx.rank == 0:
+            print("[vton] phase: restoring the checkpoint", flush=True)
         meta, state, rng = read_checkpoint(directory, self.ctx.rank)
         if meta.recipe != self.recipe.name:
             raise ValueError(f"checkpoint {directory} was written by recipe '{meta.recipe}', "
@@ -173,6 +176,7 @@ class GanLoop:
         }
 
     def _save_and_report(self, metrics: dict[str, float]) -> None:
+        self.bad_samples.settle()  # the counts go into the checkpointed position, not lost on resume
         meta = CheckpointMeta(position=copy.copy(self.position), mlflow_run_id=self.tracker.run_id,
                               recipe=self.recipe.name, strategy=self.cfg.strategy.name,
                               world_size=self.ctx.world_size, val_before=self.val_before,
@@ -262,6 +266,7 @@ class GanLoop:
                 batch = next(batches)
                 data_wait += time.perf_counter() - waited
                 self.position.batches_consumed += 1
+                self.bad_samples.add(batch)
                 self.recipe.training_seed = micro_batch_seed(cfg.train.seed, step, self.ctx.rank,
                                                              self.position.batches_consumed)
                 x = self.recipe.inputs(_to_device(batch, self.ctx.device))
@@ -312,7 +317,7 @@ class GanLoop:
 
     def _log_point(self) -> dict[str, float]:
         """Collective: every rank reduces its statistics at the same step."""
-        metrics = self.stats.reduce()
+        metrics = {**self.stats.reduce(), **self.bad_samples.settle()}
         for name in self.roles:
             metrics[f"lr/{name}"] = self.strategy.lr(name)
             scale = self.precision.scale_value(name)
@@ -327,13 +332,21 @@ class GanLoop:
         cfg, ctx = self.cfg, self.ctx
         stream = self.hooks.train_data or make_train_stream(cfg, self.recipe, ctx.rank, ctx.world_size, str(ctx.device))
         self.data_tags = stream_data_tags(stream, self.recipe)
+        manifest = stream_manifest(stream)
+        self.bad_samples = BadSampleCounter(self.position, cfg.data.max_bad_fraction,
+                                            manifest.num_samples if manifest is not None else 0,
+                                            cfg.data.manifest, ctx.device)
         forcing = self.recipe.teacher_forcing()
         if forcing:  # what the stage reads from the ground truth instead of an upstream prediction
             self.data_tags["vton.teacher_forcing"] = forcing
         self.tracker.set_tags(self.data_tags)
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:
+            if ctx.rank == 0:
+                print("[vton] phase: held-out evaluation of the untrained networks", flush=True)
             self.val_before = self._evaluate()
+        if ctx.rank == 0:
+            print(f"[vton] phase: training, step {self.position.step} of {cfg.train.steps}", flush=True)
         samples_per_step = cfg.data.batch_size * cfg.train.grad_accum * ctx.world_size * max(
             (self._rounds(p) for p in self.recipe.phases), default=1)
         steps_run, metrics, val_after = 0, {}, None
@@ -414,6 +427,7 @@ class GanLoop:
             "run_name": self.cfg.name,
             "steps": str(self.position.step),
             **self.data_tags,
+            **self.bad_samples.tags(),
         }
         return self.tracker.log_stage(generators, weights, self.cfg, tags)
 

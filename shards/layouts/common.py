@@ -134,15 +134,37 @@ def _resolved(directory: str) -> str:
     return os.path.realpath(directory)
 
 
-def inside(root: Path, paths: dict[str, Path], line: PairsLine, strict: bool, stats: "ReadStats", key: str) -> bool:
-    """Whether every resolved file of sample ``key`` stays under ``root`` (symlinks followed); one
-    that does not raises (strict) or has the sample skipped and counted."""
+class UnreadableImageError(ValueError):
+    """An image file PIL cannot identify (not an image, or a link to something that is not one);
+    the message names the sample, the member, the file and the list line."""
+
+
+#: Members that are images: their headers are read at build time (not their pixels).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def usable(root: Path, paths: dict[str, Path], line: PairsLine, strict: bool, stats: "ReadStats", key: str) -> bool:
+    """Whether sample ``key`` can be sharded: every resolved file stays under ``root`` (symlinks
+    followed), then every image member has an image header PIL identifies (a text file under a
+    ``.jpg`` name, or a symlink to one, would otherwise be sharded and fail only in training). A
+    sample that fails raises (strict) or is skipped and counted, naming the list line."""
+    where = f"{line.path}:{line.line_no}"
     try:
         for path in paths.values():
             check_inside(root, path, line)
     except UnsafePathError as exc:
-        reject(exc, strict, stats, key, "path", f"{line.path}:{line.line_no}")
+        reject(exc, strict, stats, key, "path", where)
         return False
+    for member, path in paths.items():
+        if not member.endswith(IMAGE_SUFFIXES):
+            continue
+        try:
+            with Image.open(path) as im:
+                im.size  # noqa: B018 - the header only: PIL decodes no pixels until asked
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            reject(UnreadableImageError(f"{where}: sample '{key}': {member} at {path} is not a readable image "
+                                        f"({type(exc).__name__}: {exc})"), strict, stats, key, member, str(path))
+            return False
     return True
 
 
@@ -191,7 +213,7 @@ class SampleIterator(Iterator[SampleSource]):
             sample = next(self._samples)
         except StopIteration:
             if not self._done and self.stats.skipped:
-                log.warning("%s: skipped %d sample(s) with missing modalities, yielded %d",
+                log.warning("%s: skipped %d unusable sample(s) (missing or unreadable files), yielded %d",
                             self._label, self.stats.skipped_count, self.stats.yielded)
             self._done = True
             raise

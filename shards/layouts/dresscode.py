@@ -63,12 +63,12 @@ from shards.layouts.common import (
     check_unique,
     confined,
     image_size,
-    inside,
     read_pairs,
     reject,
     resolve,
     safe_key,
     strip_ext,
+    usable,
 )
 from shards.sample import MissingModalityError, SampleSource
 from vton_models.representation.pose import keypoints_from_dresscode
@@ -235,7 +235,7 @@ def _samples(
             "densepose_uv.npz": [base / DENSE_DIR / f"{ident}_5_uv.npz"],
         }
         paths = resolve(key, label, required, optional, strict, stats)
-        if paths is None or not inside(src, paths, line, strict, stats, key):
+        if paths is None or not usable(src, paths, line, strict, stats, key):
             continue
         problem = check_keypoints(paths["pose.json"])
         if problem is not None:

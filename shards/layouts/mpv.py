@@ -38,12 +38,12 @@ from shards.layouts.common import (
     UnsafePathError,
     confined,
     image_size,
-    inside,
     read_pairs,
     reject,
     resolve,
     safe_key,
     strip_ext,
+    usable,
 )
 from shards.sample import SampleSource
 
@@ -131,7 +131,7 @@ def _samples(
         key = safe_key(strip_ext(person))
         required, optional = members(src, person, cloth)
         paths = resolve(key, label, required, optional, strict, stats)
-        if paths is None or not inside(src, paths, line, strict, stats, key):
+        if paths is None or not usable(src, paths, line, strict, stats, key):
             continue
         a, b, c, _ = line.fields
         meta = {

@@ -65,12 +65,12 @@ from shards.layouts.common import (
     UnsafePathError,
     confined,
     image_size,
-    inside,
     read_pairs,
     reject,
     resolve,
     safe_key,
     strip_ext,
+    usable,
 )
 from shards.layouts.mpv import members, pairs_file, person_members
 from shards.sample import SampleSource
@@ -233,7 +233,7 @@ def _resolve(src: Path, t: Triplet, strict: bool, stats: ReadStats, label: str) 
     required, optional = members(src, t.a, t.cloth)
     required.update({f"target.{m}": c for m, c in person_members(src, t.b).items()})
     paths = resolve(t.key, label, required, optional, strict, stats)
-    if paths is None or not inside(src, paths, t.line, strict, stats, t.key):
+    if paths is None or not usable(src, paths, t.line, strict, stats, t.key):
         return None
     return paths
 

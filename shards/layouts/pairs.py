@@ -23,12 +23,12 @@ from shards.layouts.common import (
     check_unique,
     confined,
     image_size,
-    inside,
     read_pairs,
     reject,
     resolve,
     safe_key,
     strip_ext,
+    usable,
 )
 from shards.sample import MissingModalityError, SampleSource
 
@@ -61,7 +61,7 @@ class PairsLayout:
         members = self.members(split_dir)
         seen: dict[str, PairsLine] = {}
         worn_by: dict[str, str] = {}
-        usable = []
+        listed_lines = []
         for line in lines:
             key = safe_key(strip_ext(line.fields[0]))
             try:
@@ -71,8 +71,8 @@ class PairsLayout:
                 continue
             check_unique(key, seen, line)
             worn_by[strip_ext(self.worn_cloth(person, listed))] = key
-            usable.append(line)
-        for line in usable:
+            listed_lines.append(line)
+        for line in listed_lines:
             person, listed = line.fields
             worn = self.worn_cloth(person, listed)
             key = safe_key(strip_ext(person))
@@ -80,7 +80,7 @@ class PairsLayout:
             paths = resolve(key, label, required, optional, strict, stats)
             if paths is None:
                 continue
-            if not inside(src, paths, line, strict, stats, key):
+            if not usable(src, paths, line, strict, stats, key):
                 continue
             unpaired = None if listed == worn else listed
             if unpaired is not None and not (split_dir / self.cloth_dir / unpaired).is_file():

@@ -46,25 +46,27 @@ class SuiteOptions:
     mask_region: str = "foreground"  # what mask-SSIM / mask-IS keep: foreground | cloth | face_hair (seed 004)
     #: The pretrained networks to load: "inception" (FID, KID, IS, mask-IS), "lpips" (LPIPS). Without
     #: one, its metrics are not computed and its weight file is not needed (a gate judging on L1).
-    networks: tuple[str, ...] = ("inception", "lpips")
+    networks: tuple[str, ...] = ("inception", "lpips")  # = METRIC_NETWORK_NAMES (defined below)
 
     def __post_init__(self) -> None:
         if self.mask_region not in MASK_REGIONS:
             raise ValueError(f"mask_region {self.mask_region!r}: allowed {list(MASK_REGIONS)}")
-        unknown = set(self.networks) - set(METRIC_NETWORKS.values())
+        unknown = set(self.networks) - set(METRIC_NETWORK_NAMES)
         if unknown:
-            raise ValueError(f"networks {sorted(unknown)}: allowed {sorted(set(METRIC_NETWORKS.values()))}")
+            raise ValueError(f"networks {sorted(unknown)}: allowed {list(METRIC_NETWORK_NAMES)}")
 
 
 #: The metrics that need a pretrained network, and which one.
 METRIC_NETWORKS = {"fid": "inception", "kid": "inception", "is": "inception", "mask_is": "inception",
                    "is_real": "inception", "lpips": "lpips"}
+#: Every network the suite can load, in the order it loads them (``SuiteOptions.networks``' default).
+METRIC_NETWORK_NAMES: tuple[str, ...] = SuiteOptions.networks
 
 
 def networks_for(metrics: Sequence[str]) -> tuple[str, ...]:
     """The ``SuiteOptions.networks`` that computing ``metrics`` needs (in a stable order)."""
     needed = {METRIC_NETWORKS[m] for m in metrics if m in METRIC_NETWORKS}
-    return tuple(n for n in ("inception", "lpips") if n in needed)
+    return tuple(n for n in METRIC_NETWORK_NAMES if n in needed)
 
 
 class MetricSuite:
