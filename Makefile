@@ -14,6 +14,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	$(VENV)/bin/python -m vton_torchvision_hook install
+	$(VENV)/bin/python -m orchestrator.train.strategy.prebuild
 	touch $@
 
 demo: setup

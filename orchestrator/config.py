@@ -24,7 +24,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 GanMode = Literal["lsgan", "hinge", "vanilla", "wgan"]
-PrecisionMode = Literal["fp32", "bf16", "fp16"]
+PrecisionMode = Literal["fp32", "bf16", "fp16", "auto"]
 StrategyName = Literal["ddp", "deepspeed"]
 #: Ray placement-group strategies for the worker bundles (ScalingConfig.placement_strategy).
 PlacementStrategy = Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"]
@@ -121,9 +121,10 @@ class TrainConfig:
 
 @dataclass
 class PrecisionConfig:
-    mode: PrecisionMode = "fp32"
+    mode: PrecisionMode = "fp32"  # auto: measured on the cluster's workers (orchestrator.train.precision_auto)
     init_scale: float = 65536.0  # fp16 GradScaler initial scale, one scaler per network
     growth_interval: int = 2000
+    auto_reason: str = ""  # set when ``auto`` is resolved: why this mode (the measured step times)
 
 
 @dataclass
@@ -518,10 +519,12 @@ def validate_config(cfg: Config) -> None:
         for network, value in per_network(getattr(cfg.train, key)).items():
             check(value, f"train.{key}" if network == "*" and not isinstance(getattr(cfg.train, key), Mapping)
                   else f"train.{key}.{network}")
+    from orchestrator.registry.uris import MODEL_URI_FORMS, is_model_reference
+
     for network, uri in cfg.model.init.items():
-        if not uri.startswith("models:/"):
-            raise ConfigError(f"model.init.{network}: got {uri!r}; expected models:/NAME@ALIAS or "
-                              "models:/NAME/VERSION, optionally followed by #NETWORK")
+        if not is_model_reference(uri.partition("#")[0]):
+            raise ConfigError(f"model.init.{network}: got {uri!r}; expected {MODEL_URI_FORMS}, "
+                              "optionally followed by #NETWORK")
     if cfg.strategy.deepspeed_config and cfg.strategy.name != "deepspeed":
         raise ConfigError(
             f"strategy.deepspeed_config is set ({cfg.strategy.deepspeed_config!r}) but strategy.name is "

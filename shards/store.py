@@ -244,9 +244,33 @@ class FileStore(ObjectStore):
 # ----------------------------------------------------------------------------------------- s3://
 
 
+#: ``VTON_S3_ENDPOINT=aws``: AWS S3 itself, said on purpose (see ``require_explicit_endpoint``).
+AWS_ENDPOINT_NAME = "aws"
+
+
 def s3_endpoint() -> str | None:
     """The S3 endpoint this process talks to (None = AWS itself)."""
-    return os.environ.get("VTON_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL_S3") or None
+    endpoint = os.environ.get("VTON_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL_S3") or None
+    return None if endpoint and endpoint.lower() == AWS_ENDPOINT_NAME else endpoint
+
+
+def require_explicit_endpoint(url: str | Path) -> str:
+    """Before an upload to ``url``: the endpoint it goes to, in words; ``ValueError`` when that
+    would be AWS S3 without anyone saying so. Run from another directory, `vton shard build` found
+    no local stack, no endpoint was set, and the shards went to real AWS with whatever credentials
+    were around."""
+    if urlparse(str(url)).scheme != "s3":
+        return f"{url} (local files)"
+    endpoint = s3_endpoint() or os.environ.get("AWS_ENDPOINT_URL")  # the latter: boto3's for every service
+    if endpoint:
+        return f"the S3 endpoint {endpoint}"
+    if (os.environ.get("VTON_S3_ENDPOINT") or "").lower() == AWS_ENDPOINT_NAME:
+        return "AWS S3 (VTON_S3_ENDPOINT=aws)"
+    raise ValueError(
+        f"{url}: no S3 endpoint is set and no local stack was found (looked for "
+        f"{Path(os.environ.get('VTON_STACK_DIR') or Path.cwd() / '.vton' / 'stack') / 'stack.env'}), so this would "
+        "upload to AWS S3 with whatever credentials are around. Say where: VTON_S3_ENDPOINT=aws for AWS, "
+        "VTON_S3_ENDPOINT=http://HOST:PORT for your server, or VTON_STACK_DIR=<checkout>/.vton/stack for the local stack")
 
 
 _clients: dict[tuple, object] = {}

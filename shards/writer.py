@@ -289,12 +289,13 @@ class BuildStats:
 
 
 def _progress(enabled: bool | None, total: int):
-    enabled = sys.stderr.isatty() if enabled is None else enabled
-    if not enabled:
+    """The build's progress (``shards.progress``: a bar on a terminal, a line per 10% elsewhere);
+    ``enabled`` None: only on a terminal (a library call stays quiet)."""
+    if not (sys.stderr.isatty() if enabled is None else enabled):
         return None
-    from tqdm import tqdm
+    from shards.progress import progress
 
-    return tqdm(total=total, unit="shard", desc="shards", file=sys.stderr)
+    return progress(total, "build", unit="shards")
 
 
 def build_shards(
@@ -319,7 +320,8 @@ def build_shards(
         shard_size_bytes: target shard size, an int or a string like "256MB" / "1GiB".
         workers: writer processes (default: CPU count, at most one per shard); 1 = a thread.
         uploads: concurrent uploads of finished shards, overlapping with the writing of the next.
-        progress: tqdm bar on stderr; None = only when stderr is a terminal.
+        progress: progress on stderr (a bar on a terminal, a line per 10% elsewhere); None: only
+            when stderr is a terminal (`vton shard build` passes True).
         strict: a sample missing a required modality raises (True) or is skipped and counted.
         layout_options: the reader's own options (``mpv_triplets``: ``subset``; ``dresscode``:
             ``categories``), recorded in the manifest's ``source``.
@@ -509,17 +511,22 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify_shards(manifest_url: str) -> VerifyReport:
+def verify_shards(manifest_url: str, show_progress: bool = False) -> VerifyReport:
     """Re-read every shard of the manifest at ``manifest_url``; see the module docstring."""
     from shards.decode import BadSampleError, decode_sample
     from shards.store import StoreError
     from shards.tario import CorruptSampleError, UnsafeMemberError, scan_shard
 
+    from shards.progress import progress
+
     started = time.monotonic()
     manifest = Manifest.load(manifest_url)
     store = manifest.store()
     report = VerifyReport(manifest_url=store.url_for("manifest.json"))
+    bar = progress(len(manifest.shards), "verify", unit="shards") if show_progress else None
     for rec in manifest.shards:
+        if bar is not None and report.shards:
+            bar.update(1)
         report.shards += 1
         fails = report.failures
         url = store.url_for(rec.name)
@@ -571,6 +578,9 @@ def verify_shards(manifest_url: str) -> VerifyReport:
                                            f"(unexpected {extra}, missing {lost})"))
             elif tuple(o for _, o in seen) != rec.offsets[:-1]:
                 fails.append(VerifyFailure(rec.name, None, "sample offsets differ from the manifest index"))
+    if bar is not None:
+        bar.update(1)
+        bar.close()
     report.seconds = time.monotonic() - started
     return report
 

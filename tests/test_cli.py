@@ -44,6 +44,33 @@ def test_help_lists_every_subcommand():
     out = run("--help")
     for command in ("stack", "shard", "train", "eval", "tune", "promote", "tryon", "submit", "demo", "config"):
         assert command in out.stdout
+    assert "list" in run("models", "--help").stdout
+
+
+def test_every_option_has_help_and_the_version_names_the_commit():
+    import argparse
+
+    from orchestrator.cli import build_parser
+
+    def silent(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from silent(child, [*path, name])
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                yield " ".join([*path, *(action.option_strings or [action.dest])])
+
+    assert list(silent(build_parser(), ["vton"])) == []
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("vton 0.1.0 (commit ") and len(out.stdout.split()[-1]) == 13
+
+
+def test_shard_size_needs_a_unit(tmp_path):
+    """`--shard-size 4` meant 4 bytes: a shard per sample, silently."""
+    out = run("shard", "build", "--layout", "viton_hd", "--src", str(tmp_path), "--split", "train",
+              "--dest", str(tmp_path / "out"), "--shard-size", "4")
+    assert out.returncode == 2 and "'4' has no unit: write e.g. 256MB, 64MiB or 4B for bytes" in out.stderr
+    assert "256MB (default)" in run("shard", "build", "--help").stdout
 
 
 def test_submit_checks_everything_it_can_here_before_any_cluster_work(tmp_path, monkeypatch, capsys):
@@ -74,3 +101,21 @@ def test_submit_checks_everything_it_can_here_before_any_cluster_work(tmp_path, 
     capsys.readouterr()
     assert main(["submit", "configs/unet_sa/demo.yaml", *data, "--no-wait"]) != 0
     assert "no Ray cluster to submit to" in capsys.readouterr().err
+
+
+def test_long_steps_show_progress_as_lines_in_a_log(tmp_path):
+    """`shard verify` printed nothing until it ended and `shard build` showed a bar only on a
+    terminal: in a log each now prints a line per 10% of the work."""
+    from shards.synthetic import synthesize_layout
+
+    synthesize_layout("viton_hd", tmp_path / "data", n=24, size=(64, 48), seed=0)
+    dest = f"file://{tmp_path}/shards"
+    build = run("shard", "build", "--layout", "viton_hd", "--src", str(tmp_path / "data"), "--split", "train",
+                "--dest", dest, "--shard-size", "20KB", "--workers", "1")
+    assert build.returncode == 0, build.stderr
+    lines = [line for line in build.stderr.splitlines() if line.startswith("build: ")]
+    assert len(lines) >= 2 and lines[-1].startswith("build: 100% 18/18 shards"), build.stderr
+    verify = run("shard", "verify", f"{dest}/manifest.json")
+    assert verify.returncode == 0, verify.stderr
+    lines = [line for line in verify.stderr.splitlines() if line.startswith("verify: ")]
+    assert len(lines) >= 10 and lines[-1].startswith("verify: 100% 18/18 shards") and "\r" not in verify.stderr, lines

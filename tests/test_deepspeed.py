@@ -13,6 +13,7 @@ Both all-reduce with gloo and average over ranks, so the observed difference is 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -293,3 +294,35 @@ def test_override_file_is_deep_merged_per_network(shards, tmp_path):
     on_gpu = deepspeed_config(cfg, "G", settings["G"], on_gpu=True)["optimizer"]["params"]
     assert on_gpu["torch_adam"] is True and on_gpu["fused"] is True  # torch's fused CUDA Adam: no JIT build
     assert "fused" not in g["optimizer"]["params"]
+
+
+def test_the_cpu_comm_op_is_built_at_install_and_only_loaded_by_jobs(tmp_path):
+    """DeepSpeed's CPU op was JIT-built in the first job (a minute) although a build sat in
+    ~/.cache/torch_extensions: that cache is shared by every environment and names their paths, so a
+    checkout and a CI clone rebuilt it in turn. `make setup` builds it into the environment, and a
+    Ray worker of the environment (where jobs run) only loads it."""
+    import subprocess
+    import sys
+
+    from orchestrator.train.strategy.prebuild import default_extensions_dir
+
+    built = default_extensions_dir() / "deepspeed_shm_comm" / "deepspeed_shm_comm.so"
+    assert built.is_file(), f"{built}: `make setup` did not build it"
+    before = built.stat().st_mtime_ns
+    script = tmp_path / "load_in_a_ray_worker.py"
+    script.write_text(
+        "import os, ray\n"
+        "ray.init(include_dashboard=False, num_cpus=1)\n"
+        "@ray.remote\n"
+        "def load():\n"
+        "    import orchestrator.train.strategy.deepspeed\n"
+        "    from deepspeed.accelerator import get_accelerator\n"
+        "    get_accelerator().create_op_builder('ShareMemCommBuilder').load(verbose=False)\n"
+        "    return os.environ['TORCH_EXTENSIONS_DIR']\n"
+        "print('DIR', ray.get(load.remote()))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCH_EXTENSIONS_DIR", "RAY_ADDRESS")}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"DIR {default_extensions_dir()}" in out.stdout
+    assert built.stat().st_mtime_ns == before, "the worker rebuilt the op"

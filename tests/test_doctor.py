@@ -86,14 +86,14 @@ def test_doctor_names_the_node_and_check_a_misprovisioned_node_fails(stack, heal
 
 def test_a_node_local_checkpoint_path_is_refused_on_a_multi_node_cluster(stack, healthy_node, tmp_path):
     """Ray Train refuses a worker's upload to a path on another node at the first checkpoint; the
-    job's preflight refuses it before any worker starts."""
+    job's preflight refuses it before any worker starts, and `vton submit` exits 2 (config) with it."""
     from plugins.data import s3_shards
 
     shards = s3_shards(tmp_path / "data", stack.bucket, "doctor", n=6, seed=1)  # `vton submit` reads one sample
     out = _vton("submit", *CONFIG[:1], f"name=local-ckpt-{uuid.uuid4().hex[:6]}", "data.val_manifest=",
                 f"data.manifest={shards}/train/manifest.json", f"checkpoint.storage_path={tmp_path}/ckpt",
                 "tracking.enabled=false", "data.image_size=64x48", timeout=240)
-    assert out.returncode == 1
+    assert out.returncode == 2, out.stdout + out.stderr  # the job's config error: vton submit exits with its kind
     assert f"checkpoint.storage_path: {tmp_path}/ckpt is on each node's own disk, and the Ray cluster has 2 nodes" \
         in out.stdout + out.stderr
 

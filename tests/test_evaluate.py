@@ -79,6 +79,30 @@ def test_vton_eval_reports_a_bad_model_uri(setup, capsys):
     assert code == 2 and "not found in the MLflow registry" in capsys.readouterr().err
 
 
+def test_every_mlflow_model_uri_form_names_the_registered_version(setup, capsys):
+    """`runs:/<id>/<path>` and MLflow 3's `models:/m-<id>` failed ("not enough values to unpack"), and a
+    bare registered name was refused; each now resolves to the version it is, a bare name to its
+    latest version (said on stderr)."""
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    from orchestrator.cli import main
+    from orchestrator.registry.models import ModelError, resolve_version
+
+    name, version = setup["name"], setup["version"]
+    model_id = get_model_info(f"models:/{name}/{version}").model_id
+    assert model_id and model_id.startswith("m-")
+    logged = MlflowClient().get_logged_model(model_id)
+    forms = [f"models:/{model_id}", f"runs:/{logged.source_run_id}/{logged.name}", name, f"models:/{name}"]
+    for form in forms:
+        assert resolve_version(form) == (name, version), form
+    assert f"model {name}: its latest version, {version}" in capsys.readouterr().err
+    with pytest.raises(ModelError, match="no registered model of that name"):
+        resolve_version(f"{name}-nope")
+    code = main(["eval", "--model", name, "--data", setup["manifest"], "--no-mlflow", "--fid-dims", "64"])
+    assert code == 0, capsys.readouterr().err
+
+
 def test_vton_tryon_writes_images_and_a_sheet(setup, tmp_path, capsys):
     import cv2
 

@@ -112,3 +112,21 @@ def test_a_job_whose_data_is_missing_ends_with_one_line_and_the_data_status(stac
     failure = Failure.from_log(outcome.logs)
     assert failure is not None and failure.exit_code == EXIT_DATA and manifest in failure.message, outcome.logs
     assert "Traceback" not in outcome.logs and failure.line() in outcome.logs
+
+
+def test_an_upload_to_aws_nobody_asked_for_is_refused(source, tmp_path):
+    """From a directory without the stack and with no endpoint set, `shard build` used to upload to
+    real AWS with whatever credentials were around; now it says so and asks where, before any upload."""
+    env = {k: v for k, v in os.environ.items() if k not in {"VTON_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}}
+    env.update(VTON_STACK_DIR=str(tmp_path / "no-stack"), AWS_ACCESS_KEY_ID="someone-elses", AWS_SECRET_ACCESS_KEY="x")
+    argv = [VTON, "shard", "build", "--layout", "viton_hd", "--src", str(source), "--split", "train",
+            "--dest", "s3://my-bucket/shards/"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    line = one_error_line(out)
+    assert out.returncode == 2 and "no S3 endpoint is set and no local stack was found" in line
+    assert "VTON_S3_ENDPOINT=aws" in line
+    # Said on purpose, it goes ahead (and fails here only because AWS is out of reach).
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**env, "VTON_S3_ENDPOINT": "aws", "AWS_EC2_METADATA_DISABLED": "true"})
+    assert "[vton] writing to AWS S3 (VTON_S3_ENDPOINT=aws)" in out.stderr, out.stderr
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -100,6 +101,13 @@ def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack,
     runs = mlflow.search_runs([experiment_id], filter_string=f"tags.`vton.run_name` = '{name}'")
     assert len(runs) == 1 and runs[0].info.run_id == result["mlflow_run_id"]
     assert runs[0].info.status == "FINISHED"
+    # Where it came from: the vton entrypoint (not Ray's default_worker.py), the commit, the dataset.
+    run = mlflow.get_run(result["mlflow_run_id"])
+    assert run.data.tags["mlflow.source.name"].startswith("vton") and len(run.data.tags["mlflow.source.git.commit"]) == 40
+    (dataset_input,) = run.inputs.dataset_inputs  # logged once, not again by the resumed job
+    sha = run.data.tags["vton.dataset.training.sha256"]
+    assert dataset_input.dataset.digest == sha[:36] and dataset_input.dataset.source_type == "s3"
+    assert json.loads(dataset_input.dataset.source)["uri"] == cfg.data.manifest and len(sha) == 64
     history = mlflow.get_metric_history(result["mlflow_run_id"], "loss/G_total")
     first_job_steps = [m.step for m in history if m.timestamp < resubmitted_ms]
     second_job_steps = sorted(m.step for m in history if m.timestamp >= resubmitted_ms)
@@ -108,6 +116,19 @@ def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack,
     # checkpoint are run again but not logged again: every step is in the history once.
     assert sorted(m.step for m in history) == list(range(2, 25, 2))
     assert second_job_steps == list(range(max(first_job_steps) + 2, 25, 2))
+    # The registered model loads with plain `mlflow.pyfunc` in a fresh process, from its own copy of
+    # vton_models (its requirements pin what that imports), and predicts its logged input example.
+    model_uri = f"models:/vton-test-{name}/{result['model_version']}"
+    served = subprocess.run([sys.executable, "-c", (
+        "import mlflow.pyfunc, sys; m = mlflow.pyfunc.load_model(sys.argv[1]); out = m.predict(m.input_example); "
+        "import vton_models; print(out.shape, m.metadata.metadata['vton_served_by'], vton_models.__file__)"), model_uri],
+        capture_output=True, text=True, timeout=300, cwd="/", env={**os.environ, "MLFLOW_TRACKING_URI": stack.mlflow_uri})
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert served.stdout.startswith("(1, 3, 64, 48) pyfunc ") and "/code/vton_models/" in served.stdout, served.stdout
+    from mlflow.artifacts import download_artifacts
+
+    requirements = Path(download_artifacts(f"{model_uri}/requirements.txt", tracking_uri=stack.mlflow_uri)).read_text()
+    assert all(f"{d}==" in requirements for d in ("torch", "torchvision", "numpy", "pillow")), requirements
     # The registered model is tagged with what produced it.
     version = mlflow.get_model_version(f"vton-test-{name}", result["model_version"])
     assert version.tags["recipe"] == "unet_sa" and len(version.tags["dataset_manifest_sha256"]) == 64
@@ -167,6 +188,16 @@ def test_demo_runs_end_to_end_and_beats_the_untrained_model(stack):
     assert scores["trained"] > scores["untrained"], text[-2000:]
     sheet = next(line for line in text.splitlines() if line.startswith("try-on sheet:")).split()[2]
     assert Path(sheet).is_file()
+    # It ends as real use does: the gate gave the version @champion, and the next commands are printed.
+    from mlflow import MlflowClient
+
+    version = version_line.split()[-1]
+    champion = MlflowClient(stack.mlflow_uri).get_model_version_by_alias("vton-unet_sa-demo", "champion")
+    assert "PROMOTED" in text or "REJECTED" in text
+    assert f"champion:          models:/vton-unet_sa-demo@champion (version {champion.version})" in text
+    assert champion.version == version or "REJECTED" in text
+    assert "  vton eval --model models:/vton-unet_sa-demo@champion --data s3://" in text
+    assert "  vton tryon --model models:/vton-unet_sa-demo@champion --person " in text
 
 
 
@@ -180,7 +211,7 @@ def test_viton_hd_seg_stage_learns_as_a_ray_job_in_fp16_with_accumulation_4_at_b
         "model.ngf=8", "model.ndf=8", "train.steps=8", "train.eval_batches=4", "train.sample_every=0",
         "train.log_every=2", "checkpoint.every_n_steps=8", "checkpoint.storage_path=s3://vton/checkpoints",
         "tracking.experiment=vton-tests", f"tracking.model_name=vton-test-{name}", "ray.num_workers=1",
-        "ray.use_gpu=false",
+        "ray.use_gpu=false", "precision.mode=fp16",  # the dissertation's; the shipped config measures (auto)
     ])
     assert (cfg.precision.mode, cfg.data.batch_size, cfg.train.grad_accum) == ("fp16", 1, 4)
     client, job_id = jobs.submit(cfg)

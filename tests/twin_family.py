@@ -84,8 +84,9 @@ class TwinRecipe(Recipe):
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         return self._generate_both(nets, inputs)[1]
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["agnostic"], inputs["cloth"], generated, inputs["person"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"agnostic": inputs["agnostic"], "cloth": inputs["cloth"], "generated": generated,
+                "ground truth": inputs["person"]}
 
 
 def registered() -> type[TwinRecipe]:

@@ -264,9 +264,10 @@ class Recipe(ABC):
         output is not judged as an image (a parse map) adds what it is judged by."""
         return {}
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        """Columns of the logged sample grid: agnostic person | cloth | generated | ground truth."""
-        return [inputs["agnostic"], inputs["cloth"], generated, inputs["person"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        """Columns of the logged sample grids, label -> (B, C, H, W) in [-1, 1], in order."""
+        return {"agnostic": inputs["agnostic"], "cloth": inputs["cloth"], "generated": generated,
+                "ground truth": inputs["person"]}
 
     def weighted_sum(self, terms: Mapping[str, Tensor]) -> Tensor:
         """The scalar a strategy backpropagates: every named term times its configured weight."""

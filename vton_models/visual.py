@@ -32,10 +32,10 @@ def pose_image(channels: Tensor) -> Tensor:
     return (channels.amax(1, keepdim=True).clamp(0, 1) * 2 - 1).expand(-1, 3, -1, -1)
 
 
-def multipose_panels(inputs: dict, generated: Tensor, target: Tensor) -> list[Tensor]:
+def multipose_panels(inputs: dict, generated: Tensor, target: Tensor) -> dict[str, Tensor]:
     """A multi-pose stage's sample-grid columns (seeds 002 and 004): source | cloth | target pose |
     (the predicted target parse, where the stage reads one) | generated | ground truth."""
-    panels = [inputs["src_person"], inputs["cloth"], pose_image(inputs["tgt_pose"])]
+    panels = {"source": inputs["src_person"], "cloth": inputs["cloth"], "target pose": pose_image(inputs["tgt_pose"])}
     if "soft_parse" in inputs:
-        panels.append(palette_image(inputs["soft_parse"]))
-    return panels + [generated, target]
+        panels["predicted parse"] = palette_image(inputs["soft_parse"])
+    return {**panels, "generated": generated, "ground truth": target}

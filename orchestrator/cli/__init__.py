@@ -21,12 +21,37 @@ from orchestrator.failures import EXIT_INTERRUPTED, classify
 COMMAND_GROUPS = (stack, config, shard, models, training, doctor, evaluation, registry, tune)
 
 
+def _version() -> str:
+    """``vton 0.1.0 (commit abc123)``: the installed distribution and the checkout it runs from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from orchestrator.provenance import git_commit
+
+    try:
+        installed = version("vton-train")
+    except PackageNotFoundError:
+        installed = "not installed"
+    return f"vton {installed} (commit {git_commit()[:12]})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, asked only when given (it runs git; every other command must not)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(_version())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vton", description="Train virtual try-on GANs at cluster scale.",
         epilog="exit status: 0 success, 1 failed (see its log), 2 bad usage or config, 3 promotion rejected, "
                "4 bad data (manifest, sample, image), 5 object storage (endpoint, credentials), "
                "6 cluster or local stack, 7 model, checkpoint or weights, 130 interrupted")
+    parser.add_argument("--version", action=_VersionAction, help="print the version and the commit, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)

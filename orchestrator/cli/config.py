@@ -24,8 +24,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="resolve and print a run config")
-    config_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION", help="show")
     show = config_sub.add_parser("show", help="print the resolved config (what gets logged to MLflow)")
     add_config_args(show)
-    show.add_argument("--format", choices=["yaml", "json", "flat"], default="yaml")
+    show.add_argument("--format", choices=["yaml", "json", "flat"], default="yaml",
+                      help="yaml (default), json, or flat section.key=value lines (what overrides take)")
     show.set_defaults(handler=_cmd_config)

@@ -34,6 +34,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. ray.num_workers=8 ray.use_gpu=true")
     p.add_argument("--address", default=None, help="Ray dashboard URL; default: RAY_ADDRESS or the local stack's")
     add_env_file_arg(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the checks as one JSON object on stdout")
     p.add_argument("--verbose", action="store_true", help="stream the doctor job's logs")
     p.set_defaults(handler=_cmd_doctor)

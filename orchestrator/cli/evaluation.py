@@ -11,17 +11,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     """Thin: options -> orchestrator.evaluate.run_eval -> table + JSON."""
     from cluster.settings import apply_stack_env
 
-    apply_stack_env(urls=[args.data, args.checkpoint or ""])
+    apply_stack_env(urls=[args.data or "", args.checkpoint or ""])
     import vton_models  # noqa: F401  - torchvision CPU shim first
     from orchestrator.evaluation.evaluate import run_eval
     from orchestrator.registry.models import ModelError
     from vton_models.weights import MissingWeightsError
 
     try:
-        result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
-                          threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
-                          fid_dims=args.fid_dims, teacher_forced=args.teacher_forced, is_splits=args.is_splits,
-                          mask_region=args.mask)
+        if args.pred_dir:
+            result = _score_folders(args)
+        elif not args.data:
+            raise UserError("--data: the test split's manifest.json URL is required with --model / --checkpoint")
+        else:
+            result = run_eval(args.model or args.checkpoint, args.data, pairs=args.pairs, workers=args.workers,
+                              threads_per_worker=args.threads, log_to_mlflow=not args.no_mlflow,
+                              fid_dims=args.fid_dims, teacher_forced=args.teacher_forced, is_splits=args.is_splits,
+                              mask_region=args.mask)
     except (ModelError, MissingWeightsError) as exc:
         raise UserError(str(exc)) from None
     print(result.table())
@@ -33,6 +38,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         Path(args.out).write_text(result.to_json())
         print(f"  wrote {args.out}")
     return 0
+
+
+def _score_folders(args: argparse.Namespace):
+    from orchestrator.evaluation.folders import score_folders
+
+    if not args.gt_dir or args.data:
+        raise UserError("--pred-dir needs --gt-dir (the photos), and no --data")
+    size = None
+    if args.size:
+        try:
+            size = tuple(int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise UserError(f"--size {args.size!r}: expected HEIGHTxWIDTH, e.g. 1024x768") from None
+    return score_folders(args.pred_dir, args.gt_dir, pairs=args.pairs, image_size=size, fid_dims=args.fid_dims)
 
 
 def _cmd_tryon(args: argparse.Namespace) -> int:
@@ -56,10 +75,19 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a registered model or a checkpoint on a shard set (on Ray)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    source.add_argument("--model", help="models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-ID, runs:/RUN/PATH "
+                                        "or a registered NAME (its latest version)")
     source.add_argument("--checkpoint", help="training checkpoint URL: s3://BUCKET/.../RUN/checkpoint_<time>/")
-    p.add_argument("--data", required=True, help="URL of a test split's manifest.json")
-    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
+    source.add_argument("--pred-dir", default=None,
+                        help="a folder of images generated elsewhere (another project's outputs), scored against "
+                             "--gt-dir under the same protocol; paired by file stem")
+    p.add_argument("--data", default=None, help="URL of a test split's manifest.json (with --model / --checkpoint)")
+    p.add_argument("--gt-dir", default=None, help="with --pred-dir: the folder of the real photos")
+    p.add_argument("--size", default=None, metavar="HxW",
+                   help="with --pred-dir: resize every image to this (default: the first photo's size)")
+    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired",
+                   help="paired (default): each person in their own garment, scored against the photo; "
+                        "unpaired: another person's garment, distribution metrics only (FID, KID, IS)")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.add_argument("--workers", type=int, default=1, help="Ray tasks, one shard split each")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
@@ -78,7 +106,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_eval)
 
     p = sub.add_parser("tryon", help="try-on images from a registered model")
-    p.add_argument("--model", required=True, help="models:/NAME@ALIAS or models:/NAME/VERSION")
+    p.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-ID, "
+                                                   "runs:/RUN/PATH or a registered NAME (its latest version)")
     p.add_argument("--person", required=True, help="person image, or a folder in the VITON-HD layout")
     p.add_argument("--cloth", required=True, help="in-shop cloth image")
     p.add_argument("--cloth-mask", default=None, help="cloth mask (default: ../cloth-mask/<cloth name>)")
@@ -90,5 +119,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-pose", default=None,
                    help="OpenPose JSON of the pose to render the person in (multi-pose models: tree_block, spg_vton)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
     p.set_defaults(handler=_cmd_tryon)

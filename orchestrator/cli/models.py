@@ -141,13 +141,15 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="model families, their stages (recipes) and networks")
-    models_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    models_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION",
+                                  help="list: every recipe (family stage) and its networks; summary: one recipe's "
+                                       "networks with parameter counts")
     listing = models_sub.add_parser("list", help="families, their stages, networks and phases")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="as JSON on stdout")
     summary = models_sub.add_parser("summary", help="parameter counts, channels, output shapes")
-    summary.add_argument("recipe")
+    summary.add_argument("recipe", help="a recipe name from `vton models list`, e.g. cpvton_aux.gmm")
     summary.add_argument("overrides", nargs="*", help="e.g. model.variant=reduced data.image_size=512x384")
-    summary.add_argument("--json", action="store_true")
+    summary.add_argument("--json", action="store_true", help="as JSON on stdout")
     p.set_defaults(handler=_cmd_models)
     chain = models_sub.add_parser("chain", help="register a multi-stage family's try-on chain from its registered "
                                                 "stages (vton-<family>@champion)")
@@ -158,5 +160,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     chain.add_argument("--no-champion", action="store_true", help="register without moving @champion")
 
     p = sub.add_parser("weights", help="pretrained weight files in TORCH_HOME")
-    p.add_argument("action", choices=["status", "prepare"])
+    p.add_argument("action", choices=["status", "prepare"],
+                   help="status: which pretrained weight files are present; prepare: check and place them")
     p.set_defaults(handler=_cmd_weights)

@@ -137,9 +137,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-bad-fraction", type=float, default=0.05, metavar="F",
                    help="reject a candidate trained on more bad (skipped) samples than this fraction, from its "
                         "bad_sample_fraction tag (default 0.05, the trainer's data.max_bad_fraction default)")
-    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
+    p.add_argument("--pairs", choices=["paired", "unpaired"], default="paired",
+                   help="paired (default): scored against ground truth; unpaired: distribution metrics only")
     p.add_argument("--workers", type=int, default=1, help="Ray tasks per evaluation")
     p.add_argument("--fid-dims", type=int, default=2048, choices=[64, 192, 768, 2048],
                    help="Inception features for FID/KID; only 2048 is the protocol (smaller: smoke tests)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="the decision, both versions' metrics and the aliases as one JSON object on stdout")
     p.set_defaults(handler=_cmd_promote)

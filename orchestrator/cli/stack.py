@@ -30,7 +30,8 @@ def _cmd_stack(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stack", help="local stack: Ray head, S3 server, MLflow server")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status"],
+                   help="up: start the S3 server, MLflow and a Ray head (idempotent); down: stop them; status")
     p.add_argument("--state-dir", default=None, help="default: $VTON_STACK_DIR or ./.vton/stack")
     p.add_argument("--nodes", type=int, default=1,
                    help="up: Ray nodes in all, the head included; each extra one is a worker raylet on this "

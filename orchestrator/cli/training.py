@@ -184,12 +184,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a recipe with Ray Train from this process")
     add_config_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the run's outcome as one JSON object on stdout")
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("submit", help="submit a training run as a Ray job (ray job submit)")
     add_config_args(p)
-    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--no-wait", action="store_true",
+                   help="return once the job is submitted (follow it with `vton jobs logs ID --follow`)")
     add_env_file_arg(p)
     p.add_argument("--verbose", action="store_true", help="stream all job logs, not only progress")
     packaging = p.add_mutually_exclusive_group()
@@ -202,7 +203,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_submit)
 
     p = sub.add_parser("jobs", help="status, logs or stop of a submitted Ray job (Job SDK)")
-    p.add_argument("action", choices=["status", "logs", "stop"])
+    p.add_argument("action", choices=["status", "logs", "stop"],
+                   help="status: state, times and MLflow run; logs: the job's output; stop: stop it and wait")
     p.add_argument("job_id", help="the submission id `vton submit` printed (vton-<run name>-<time>)")
     p.add_argument("--address", default=None,
                    help="Ray dashboard URL; default: RAY_ADDRESS (http form) or the local stack's")

@@ -45,10 +45,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config_args(p)
     p.add_argument("--space", required=True, help="YAML: config key -> distribution, e.g. "
                    "'train.lr_d: loguniform(1e-5, 1e-3)' (uniform, loguniform, randint, choice, grid)")
-    p.add_argument("--scheduler", choices=["asha", "pbt"], default="asha")
-    p.add_argument("--search", choices=["random", "optuna"], default="random")
+    p.add_argument("--scheduler", choices=["asha", "pbt"], default="asha",
+                   help="asha (default): stop poor trials early; pbt: copy good trials' weights and perturb")
+    p.add_argument("--search", choices=["random", "optuna"], default="random",
+                   help="random (default): sample the space; optuna: TPE guided by finished trials (ASHA only)")
     p.add_argument("--trials", type=int, default=4, help="trials to sample (x grid size with grid(...))")
-    p.add_argument("--max-concurrent", type=int, default=2)
+    p.add_argument("--max-concurrent", type=int, default=2, help="trials running at once (default 2)")
     p.add_argument("--metric", default="val/l1", help="a metric reported with every checkpoint")
     p.add_argument("--mode", choices=["min", "max"], default=None, help="default: known from the metric")
     p.add_argument("--grace-period", type=int, default=None,

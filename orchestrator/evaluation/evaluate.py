@@ -25,6 +25,8 @@ import numpy as np
 import torch
 
 from orchestrator.registry.models import LoadedModel, ModelError, load_registered
+from orchestrator.registry.uris import is_model_reference
+from shards.progress import progress
 from vton_models.metrics.masked import MASK_REGIONS
 from vton_models.metrics.suite import METRIC_NETWORK_NAMES
 
@@ -45,7 +47,7 @@ class EvalError(ModelError):
 
 def load_model(uri: str) -> LoadedModel:
     """A registered model (``models:/...``) or a training checkpoint URL (s3://, file://, a path)."""
-    if uri.startswith("models:/"):
+    if is_model_reference(uri):
         return load_registered(uri)
     from orchestrator.checkpoints.loading import CheckpointError, load_checkpoint_generator
 
@@ -82,6 +84,7 @@ def iter_eval_samples(manifest_url: str, worker: int, workers: int, pairs: str) 
     import cv2
 
     from shards.decode import BadSampleError, decode_meta, decode_sample
+    from shards.digests import damaged_members
     from shards.manifest import Manifest
     from shards.tario import scan_shard
 
@@ -91,6 +94,11 @@ def iter_eval_samples(manifest_url: str, worker: int, workers: int, pairs: str) 
     for rec in manifest.shards[worker::workers]:
         with store.open_read(rec.name) as stream:
             for scanned in scan_shard(stream, rec.name):
+                damaged = damaged_members(scanned.members)
+                if damaged:
+                    raise EvalError(f"{store.url_for(rec.name)}: sample '{scanned.key}': {', '.join(damaged)} differ "
+                                    "from the sha256 recorded at build time; evaluation does not skip samples "
+                                    "(run `vton shard verify` on the manifest)")
                 try:
                     sample = decode_sample(scanned.members, scanned.key)
                 except BadSampleError as exc:
@@ -145,6 +153,12 @@ class EvalTask:
     mask_region: str = "foreground"
     networks: tuple[str, ...] = ALL_NETWORKS
 
+    def samples(self) -> int:
+        """How many test images this task evaluates (its shards of the manifest)."""
+        from shards.manifest import Manifest
+
+        return sum(rec.samples for rec in Manifest.load(self.manifest_url).shards[self.worker::self.workers])
+
     def suite_options(self) -> Any:
         from vton_models.metrics import SuiteOptions
 
@@ -164,6 +178,8 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     attach_consumed_stages(recipe)
     suite = MetricSuite(task.suite_options())
     representation = cfg.data.representation or recipe.representation.name
+    bar = progress(task.samples(), "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
+                   unit="images")
     with torch.no_grad():
         for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
                                   tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
@@ -173,6 +189,8 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
             real = to_unit_range(recipe.target(inputs))
             garment = (to_unit_range(batch["cloth"]), batch["cloth_mask"]) if task.pairs == "unpaired" else None
             suite.update(fake, real, list(batch["__key__"]), batch["parse"], garment)
+            bar.update(len(batch["__key__"]))
+    bar.close()
     return suite.state_dict()
 
 

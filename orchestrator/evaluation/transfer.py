@@ -29,7 +29,7 @@ def unpaired_tryon(recipe: Recipe, networks: Mapping[str, nn.Module], cfg: Confi
                    sheet_rows: int = 8) -> UnpairedTryOn:
     """Score every sample of ``manifest_url`` and draw the first ``sheet_rows`` of them."""
     from orchestrator.evaluation.evaluate import eval_batches
-    from orchestrator.registry.tracking import sample_grid
+    from orchestrator.registry.tracking import image_grid
     from vton_models.metrics import to_unit_range
     from vton_models.metrics.transfer import TransferScore
 
@@ -46,7 +46,7 @@ def unpaired_tryon(recipe: Recipe, networks: Mapping[str, nn.Module], cfg: Confi
                           to_unit_range(batch["cloth"]), batch["cloth_mask"])
             if drawn < sheet_rows:
                 take = min(sheet_rows - drawn, fake.shape[0])
-                rows.append(sample_grid([batch["person"][:take], batch["cloth"][:take], fake[:take]], max_rows=take))
+                rows.append(image_grid([batch["person"][:take], batch["cloth"][:take], fake[:take]], max_rows=take))
                 drawn += take
     return UnpairedTryOn(scorer.compute(), np.concatenate(rows, axis=0))
 

@@ -177,7 +177,7 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
     try-on rows)."""
     from orchestrator.recipes import build_recipe_from_config
     from orchestrator.registry.stages import attach_consumed_stages
-    from orchestrator.registry.tracking import sample_grid
+    from orchestrator.registry.tracking import image_grid
     from shards.collate import collate
     from shards.transforms import resize_sample
     from vton_models.registry import get_representation
@@ -220,7 +220,7 @@ def run_tryon(model_uri: str, person: Path, cloth: Path, out: Path, pose: Path |
                 written.append(path)
             columns = ([batch["src_person"], batch["cloth"], pose_panel(batch["tgt_pose"]), fake] if multipose
                        else [batch["person"], batch["cloth"], fake])
-            rows.append(sample_grid(columns, max_rows=len(chunk)))
+            rows.append(image_grid(columns, max_rows=len(chunk)))
     sheet = np.concatenate(rows, axis=0)
     cv2.imwrite(str(out / "sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return written + [out / "sheet.png"]

@@ -5,15 +5,13 @@ of a 2-worker DDP GAN run (grad_accum 2) -> MLflow run + registered model, with 
 of the untrained and the trained generator printed side by side, then every test person dressed in
 another person's garment: the garment transfer score of both generators and a try-on sheet
 (person | new garment | result) written to disk and logged to the run. A try-on that does not
-change the garment is the failure L1 and SSIM cannot show.
+change the garment is the failure L1 and SSIM cannot show. Last, the promotion gate gives the new
+version ``@champion`` (or says why not), and the demo prints the URIs and commands to go on with.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,26 +25,15 @@ def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def _precision(cfg: Config, forced: bool, cache_dir: Path) -> tuple[str, str]:
-    """Measured choice, cached per (model config, machine) so repeated demos skip the probe."""
+def _precision(cfg: Config, forced: bool) -> tuple[str, str]:
+    """The measured choice (``precision_auto``: cached per model and machine, so repeated demos skip
+    the probe), unless the command line set one."""
     if forced:
         return cfg.precision.mode, f"{cfg.precision.mode}: set on the command line"
-    key_src = json.dumps({"model": cfg.to_dict()["model"], "data": cfg.to_dict()["data"]["image_size"],
-                          "strategy": cfg.strategy.name,
-                          "batch": cfg.data.batch_size, "cpu": platform.processor(), "cores": os.cpu_count()})
-    cache = cache_dir / f"precision-{hashlib.sha1(key_src.encode()).hexdigest()[:12]}.json"
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        return saved["mode"], saved["reason"] + " (measured earlier on this machine)"
-    import torch
+    from orchestrator.train.precision_auto import measured_choice
 
-    from orchestrator.train.precision_probe import choose_precision
-
-    torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
-    mode, _, reason = choose_precision(cfg)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"mode": mode, "reason": reason}))
-    return mode, reason
+    choice = measured_choice(cfg)
+    return choice.mode, choice.reason + (" (measured earlier on this machine)" if choice.cached else "")
 
 
 def run_demo(overrides: list[str], verbose: bool = False) -> int:
@@ -76,7 +63,7 @@ def run_demo(overrides: list[str], verbose: bool = False) -> int:
               f"({stats.uploaded} uploaded, {stats.skipped} already there)")
 
     forced = any(o.startswith("precision.mode=") for o in overrides)
-    mode, reason = _precision(cfg, forced, demo_dir)
+    mode, reason = _precision(cfg, forced)
     _step(f"precision: {reason}")
     run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = load_config(DEMO_CONFIG, [*overrides, f"precision.mode={mode}", f"name={run_name}"])
@@ -94,7 +81,35 @@ def run_demo(overrides: list[str], verbose: bool = False) -> int:
     code = _report(outcome.result, env, cfg, time.monotonic() - started)
     if code == 0:
         code = _unpaired_tryon(outcome.result, cfg, demo_dir)
+    if code == 0:
+        code = _promote(outcome.result, cfg, env, data_dir)
     return code
+
+
+def _promote(result: dict, cfg: Config, env: dict[str, str], data_dir: Path) -> int:
+    """The way real use ends: the new version through the gate against the champion (none on a
+    first demo), judged on held-out L1 (no pretrained network needed); then what to try next."""
+    import contextlib
+    import sys
+
+    from orchestrator.registry.promotion import promote
+    from orchestrator.registry.tracking import registered_model_name
+
+    name = registered_model_name(cfg)
+    _step(f"promotion gate: version {result['model_version']} of {name} against @champion on held-out L1")
+    with contextlib.redirect_stdout(sys.stderr):  # MLflow's "View run" lines: the summary stays readable
+        outcome = promote(name, cfg.data.val_manifest, candidate=str(result["model_version"]), metric="l1")
+    champion = outcome.after["champion"]
+    print(f"    {outcome.decision.upper()}: {outcome.reason}")
+    cloth = sorted((data_dir / "test" / "cloth").glob("*.jpg"))[-1]
+    print()
+    print(f"champion:          models:/{name}@champion (version {champion})")
+    print(f"MLflow UI:         {env['MLFLOW_TRACKING_URI']}/#/models/{name}")
+    print("next, with the stack's variables (set -a; . .vton/stack/stack.env; set +a):")
+    print(f"  vton eval --model models:/{name}@champion --data {cfg.data.val_manifest} --fid-dims 64")
+    print(f"  vton tryon --model models:/{name}@champion --person {data_dir / 'test'} --cloth {cloth} --out out/")
+    print(f"  vton promote {name} --rollback   # @champion back to the version before it")
+    return 0
 
 
 def _unpaired_tryon(result: dict, cfg: Config, demo_dir: Path) -> int:

@@ -104,6 +104,10 @@ def _end_run(cfg: Config, status: str, end_unfinished_run) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from orchestrator.jobs.launch import QUIET_JOB_ENV
+
+    for key, value in QUIET_JOB_ENV.items():
+        os.environ.setdefault(key, value)
     try:
         cfg = resolve(sys.argv[1:] if argv is None else argv)
         credentials.load()  # the keys arrive by reference (VTON_CREDENTIALS_FILE) or with the node

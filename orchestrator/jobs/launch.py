@@ -111,6 +111,9 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from orchestrator.train.precision_auto import resolve_precision
+
+    cfg = resolve_precision(cfg)  # `auto` measured on a worker (cached per device type); fp16 on CPU warned
     storage_path, filesystem = run_storage(cfg)
     backend = cfg.strategy.backend if cfg.strategy.backend != "auto" else ("nccl" if cfg.ray.use_gpu else "gloo")
     env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
@@ -122,6 +125,7 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
     # Ray Train sends a worker's print() to its logger *and*, when anything (MLflow) has wrapped
     # sys.stdout, to stdout too: every progress line reached the job log twice.
     env["RAY_TRAIN_ENABLE_PRINT_PATCH"] = "0"
+    env.update(QUIET_JOB_ENV)
     return TorchTrainer(
         _train_fn,
         train_loop_config={"cfg": cfg.to_dict(), "init_checkpoint": init_checkpoint},
@@ -148,6 +152,11 @@ def max_failures(cfg: Config) -> int:
     if cfg.ray.max_failures is not None:
         return cfg.ray.max_failures
     return 3 if cfg.ray.use_gpu else 2
+
+
+#: Set in every job process: MLflow's artifact download bars ('\r' redraws) flooded job logs with
+#: one long line per consumed stage or restored model.
+QUIET_JOB_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def describe_workers(cfg: Config) -> str:

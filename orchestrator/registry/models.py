@@ -9,6 +9,7 @@ trained with. The model itself is the stage's generator (or an ``nn.ModuleDict``
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from orchestrator.registry.tracking import STAGE_WEIGHTS
+from orchestrator.registry.uris import MODEL_URI_FORMS, is_model_reference
 
 
 class ModelError(ValueError):
@@ -48,22 +50,73 @@ def split_network(uri: str) -> tuple[str, str | None]:
 
 
 def resolve_version(uri: str) -> tuple[str, str]:
-    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, version)."""
+    """Any of ``MODEL_URI_FORMS`` -> (registered name, version). A logged model (``models:/m-...``,
+    ``runs:/...``) must have been registered: versions carry the config and lineage tags."""
     from mlflow import MlflowClient
 
-    if not uri.startswith("models:/"):
-        raise ModelError(f"--model {uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
-    body = uri[len("models:/"):]
+    if not is_model_reference(uri):
+        raise ModelError(f"--model {uri!r}: expected {MODEL_URI_FORMS}")
+    client = MlflowClient()
     try:
+        if uri.startswith("runs:/"):
+            return _registered_version_of(client, uri, _logged_model_id(uri))
+        if not uri.startswith("models:/"):
+            return _latest_version(client, uri)
+        body = uri[len("models:/"):]
+        if body.startswith("m-") and "/" not in body and "@" not in body:
+            return _registered_version_of(client, uri, body)
         if "@" in body:
             name, alias = body.split("@", 1)
-            return name, str(MlflowClient().get_model_version_by_alias(name, alias).version)
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        if "/" not in body:
+            return _latest_version(client, body)
         name, version = body.rsplit("/", 1)
-        MlflowClient().get_model_version(name, version)
+        client.get_model_version(name, version)
         return name, version
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - MlflowException, ValueError: all mean "no such model"
         raise ModelError(f"--model {uri!r}: not found in the MLflow registry "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def canonical_uri(uri: str) -> str:
+    """``models:/NAME/VERSION`` of any accepted form (a ``#NETWORK`` fragment is kept)."""
+    base, network = split_network(uri)
+    name, version = resolve_version(base)
+    return f"models:/{name}/{version}" + (f"#{network}" if network else "")
+
+
+def _latest_version(client, name: str) -> tuple[str, str]:
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise ModelError(f"--model {name!r}: no registered model of that name (expected {MODEL_URI_FORMS})")
+    version = str(max(int(v.version) for v in versions))
+    print(f"[vton] model {name}: its latest version, {version} (models:/{name}/{version} or @ALIAS pins one)",
+          file=sys.stderr, flush=True)
+    return name, version
+
+
+def _logged_model_id(uri: str) -> str:
+    from mlflow.models import get_model_info
+
+    model_id = getattr(get_model_info(uri), "model_id", None)
+    if not model_id:
+        raise ModelError(f"--model {uri!r}: MLflow names no logged model there")
+    return model_id
+
+
+def _registered_version_of(client, uri: str, model_id: str) -> tuple[str, str]:
+    import mlflow
+
+    logged = mlflow.get_logged_model(model_id)
+    for version in client.search_model_versions(f"run_id = '{logged.source_run_id}'"):
+        # MLflow 3 records the logged model on the version as model_id, or only in its source
+        # (models:/m-...), depending on how it was registered.
+        if getattr(version, "model_id", None) == model_id or (version.source or "").endswith(model_id):
+            return version.name, str(version.version)
+    raise ModelError(f"--model {uri!r}: logged model {model_id} is not registered; register it first "
+                     f"(mlflow.register_model('models:/{model_id}', NAME)) so it carries its config and lineage")
 
 
 def _config(uri: str, meta: dict):
@@ -98,7 +151,9 @@ def load_registered(uri: str) -> LoadedModel:
 
     from orchestrator.recipes import build_recipe_from_config
 
+    given = uri
     name, version = resolve_version(uri)
+    uri = f"models:/{name}/{version}"  # what the user gave may move (an alias) or not be a models:/ URI
     meta = get_model_info(uri).metadata or {}
     cfg = _config(uri, meta)
     recipe = build_recipe_from_config(cfg)
@@ -113,7 +168,7 @@ def load_registered(uri: str) -> LoadedModel:
                 networks = dict(model.items())
             else:
                 networks = {recipe.generator_names()[0]: model}
-    return LoadedModel({n: m.eval() for n, m in networks.items()}, cfg, uri, name, version)
+    return LoadedModel({n: m.eval() for n, m in networks.items()}, cfg, given, name, version)
 
 
 def _rebuild_generators(uri: str, recipe, weights: dict | None, cause: Exception) -> dict[str, nn.Module]:

@@ -25,8 +25,15 @@ RUN_NAME_TAG = "vton.run_name"
 STAGE_WEIGHTS = "stage_weights.pt"
 
 
-def sample_grid(panels: Sequence[torch.Tensor], max_rows: int = 4) -> np.ndarray:
-    """Rows = samples, columns = panels (each (B,C,H,W) in [-1, 1]); returns HxWx3 uint8."""
+#: Cells are enlarged (by a whole factor, pixels kept crisp) to at least this height: a 64x48
+#: test image or a 256x192 one is otherwise too small to judge a garment by.
+MIN_CELL_HEIGHT = 192
+_LABEL_HEIGHT = 22
+
+
+def image_grid(panels: Sequence[torch.Tensor], max_rows: int = 4, scale: int = 1) -> np.ndarray:
+    """Rows = samples, columns = panels (each (B,C,H,W) in [-1, 1]), each cell enlarged ``scale``
+    times; returns HxWx3 uint8 (the try-on sheets stack these)."""
     rows = []
     for i in range(min(max_rows, panels[0].shape[0])):
         cells = []
@@ -37,7 +44,31 @@ def sample_grid(panels: Sequence[torch.Tensor], max_rows: int = 4) -> np.ndarray
             cells.append(cell[:3])
         rows.append(torch.cat(cells, dim=2))
     grid = torch.cat(rows, dim=1)
+    if scale > 1:
+        grid = torch.nn.functional.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
     return ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def sample_grid(columns: Mapping[str, torch.Tensor], max_rows: int = 4) -> np.ndarray:
+    """Rows = samples, one column per entry (label -> (B, C, H, W) in [-1, 1]) under a header row
+    with the labels, cells enlarged to ``MIN_CELL_HEIGHT``; returns HxWx3 uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height, width = next(iter(columns.values())).shape[-2:]
+    scale = max(1, -(-MIN_CELL_HEIGHT // height))
+    pixels = image_grid(list(columns.values()), max_rows, scale)
+    sheet = Image.new("RGB", (pixels.shape[1], pixels.shape[0] + _LABEL_HEIGHT), "white")
+    sheet.paste(Image.fromarray(pixels), (0, _LABEL_HEIGHT))
+    draw = ImageDraw.Draw(sheet)
+    try:
+        font = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    for j, label in enumerate(columns):
+        left = j * width * scale
+        text_width = draw.textlength(label, font=font)
+        draw.text((left + max(2, (width * scale - text_width) / 2), 3), label, fill="black", font=font)
+    return np.asarray(sheet)
 
 
 def registered_model_name(cfg: Config) -> str:
@@ -49,12 +80,14 @@ class NullTracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
 
-    def log_sample_grid(self, image: np.ndarray, step: int) -> None: ...
+    def log_sample_grid(self, image: np.ndarray, step: int, key: str = "train_samples") -> None: ...
 
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
+    def log_dataset(self, url: str, sha256: str, context: str) -> None: ...
+
     def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
-                  cfg: Config, tags: Mapping[str, str]) -> str | None:
+                  cfg: Config, tags: Mapping[str, str], example=None) -> str | None:
         return None
 
     def log_generator(self, generator: nn.Module, cfg: Config, tags: Mapping[str, str], name: str = "G") -> str | None:
@@ -79,7 +112,7 @@ class MlflowTracker(NullTracker):
         run_id = cfg.tracking.run_id or resume_run_id or self._find_unfinished_run(experiment.experiment_id, cfg.name)
         run = mlflow.start_run(
             run_id=run_id, run_name=None if run_id else cfg.name,
-            tags=None if run_id else {RUN_NAME_TAG: cfg.name, "vton.recipe": cfg.model.recipe},
+            tags=None if run_id else {RUN_NAME_TAG: cfg.name, "vton.recipe": cfg.model.recipe, **source_tags()},
             log_system_metrics=cfg.tracking.system_metrics,
         )
         self.run_id = run.info.run_id
@@ -111,16 +144,27 @@ class MlflowTracker(NullTracker):
         if fresh:
             self._mlflow.log_metrics(fresh, step=step)
 
-    def log_sample_grid(self, image: np.ndarray, step: int) -> None:
+    def log_sample_grid(self, image: np.ndarray, step: int, key: str = "train_samples") -> None:
         if step > max(self._logged_through.values(), default=-1):  # an earlier attempt logged this step's grid
-            self._mlflow.log_image(image, key="samples", step=step)
+            self._mlflow.log_image(image, key=key, step=step)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if tags:
             self._mlflow.set_tags(dict(tags))
 
+    def log_dataset(self, url: str, sha256: str, context: str) -> None:
+        """The shard manifest as the run's dataset input (MLflow's Datasets tab): its URL as the
+        source and its sha256 as the digest (MLflow keeps 36 characters; the tag has all 64)."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        source = resolve_dataset_source(url)
+        name = "/".join(url.rstrip("/").split("/")[-3:-1]) or url  # .../shards/<split>/manifest.json -> shards/<split>
+        self._mlflow.log_input(MetaDataset(source, name=name, digest=sha256[:36]), context=context)
+        self._mlflow.set_tag(f"vton.dataset.{context}.sha256", sha256)
+
     def log_stage(self, generators: Mapping[str, nn.Module], weights: Mapping[str, Mapping[str, dict]],
-                  cfg: Config, tags: Mapping[str, str]) -> str | None:
+                  cfg: Config, tags: Mapping[str, str], example=None) -> str | None:
         """Log a trained stage as an MLflow PyTorch model and register it; returns the version.
 
         The model is what generation runs: the generator itself, or an ``nn.ModuleDict`` of them
@@ -129,9 +173,16 @@ class MlflowTracker(NullTracker):
         holds every network's plain state dict (discriminators too) and the EMA copies, so any
         later stage can start from any of them (``model.init.<network>``) and the weights survive
         any later change to the network classes.
+
+        ``example`` (``orchestrator.registry.serving.ServingExample``) gives the pyfunc input
+        example and signature; the model carries ``vton_models`` as code and pins what it imports,
+        so `mlflow.pyfunc.load_model` works where vton-train is not installed.
         """
         import mlflow.pytorch
         from mlflow import MlflowClient
+        from mlflow.models import infer_signature
+
+        from orchestrator.registry.serving import CODE_PATHS, pip_requirements
 
         name = registered_model_name(cfg) if cfg.tracking.register_model else None
         served = {n: g.cpu().eval() for n, g in generators.items()}
@@ -140,10 +191,15 @@ class MlflowTracker(NullTracker):
             path = os.path.join(tmp, STAGE_WEIGHTS)
             torch.save({"generators": sorted(served), "networks": dict(weights.get("networks", {})),
                         "ema": dict(weights.get("ema", {}))}, path)
+            served_by = "pyfunc" if example is not None and example.inputs is not None else (
+                example.why if example is not None else "vton tryon")
             info = mlflow.pytorch.log_model(
                 model, name="generator", registered_model_name=name, serialization_format="pickle",
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                metadata={"vton_config": cfg.to_dict(), "vton_generators": sorted(served), **tags},
+                pip_requirements=pip_requirements(), code_paths=CODE_PATHS,
+                signature=infer_signature(example.inputs, example.outputs) if served_by == "pyfunc" else None,
+                input_example=example.logged_example if served_by == "pyfunc" else None,
+                metadata={"vton_config": cfg.to_dict(), "vton_generators": sorted(served),
+                          "vton_served_by": served_by, **tags},
                 extra_files=[path],
             )
         if name is None:
@@ -161,6 +217,18 @@ class MlflowTracker(NullTracker):
 
     def close(self, status: str = "FINISHED") -> None:
         self._mlflow.end_run(status=status)
+
+
+def source_tags() -> dict[str, str]:
+    """Where the run came from, in MLflow's own tags: the `vton` entrypoint (not Ray's
+    default_worker.py, which MLflow guesses inside a Ray worker) and the project's git commit."""
+    from orchestrator.provenance import git_commit
+
+    tags = {"mlflow.source.name": "vton (orchestrator.jobs.launch)", "mlflow.source.type": "JOB"}
+    commit = git_commit()
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
 
 
 def end_unfinished_run(cfg: Config, status: str) -> str | None:

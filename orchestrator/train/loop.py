@@ -38,6 +38,7 @@ from orchestrator.config import Config, config_from_dict
 from orchestrator.recipes import build_recipe_from_config, refuse_inference_only
 from orchestrator.registry.stages import attach_consumed_stages, load_initial_weights
 from orchestrator.provenance import git_commit
+from orchestrator.registry.serving import serving_example
 from orchestrator.registry.tracking import make_tracker, sample_grid
 from orchestrator.train.bad_samples import BadSampleCounter
 from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags, stream_manifest
@@ -92,6 +93,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _resolved_here(cfg: Config, ctx: WorkerContext) -> Config:
+    """``precision.mode: auto`` reaching the loop itself: fine for one in-process worker; ranks of a
+    distributed run must not each measure (they could choose differently), the driver resolves it."""
+    if ctx.world_size > 1:
+        raise ValueError("precision.mode: 'auto' must be resolved before the workers start "
+                         "(orchestrator.jobs.launch.build_trainer does)")
+    from orchestrator.train.precision_auto import resolve_precision
+
+    return resolve_precision(cfg)
+
+
 def micro_batch_seed(seed: int, step: int, rank: int, micro_batch: int) -> int:
     """A 63-bit seed that only (``train.seed``, step, rank, micro-batch) decide: a resumed run
     (same step, same consumed-batch count) gets the seeds the uninterrupted run got."""
@@ -116,6 +128,8 @@ class GanLoop:
         self.optimizers = resolve_optimizers(cfg, self.recipe)
         nets = self.recipe.build_networks()
         load_initial_weights(nets, cfg.model.init)  # trainable warm start; a checkpoint resume overrides it
+        if cfg.precision.mode == "auto":
+            cfg = self.cfg = _resolved_here(cfg, ctx)
         self.precision = Precision(cfg.precision.mode, ctx.device, list(self.roles),
                                    cfg.precision.init_scale, cfg.precision.growth_interval)
         self.strategy = build_strategy(cfg, nets, self.recipe.networks, self.optimizers, ctx.device, self.precision)
@@ -138,6 +152,8 @@ class GanLoop:
         self.tracker = make_tracker(cfg, ctx.rank, resume_run_id)
         self.validator = Validator(cfg, self.recipe, ctx) if cfg.data.val_manifest else None
         self.data_tags: dict[str, str] = {}  # what the representation took from the data (run + model tags)
+        self._manifest_sha256: str | None = None  # the training manifest's, read once by rank 0
+        self._last_inputs: dict | None = None  # the logged model's input example comes from these
 
     # ------------------------------------------------------------------------- state
 
@@ -315,6 +331,14 @@ class GanLoop:
         self.tracker.log_metrics(values, self.position.step)
         return values
 
+    def _log_sample_grids(self, x: dict, image: torch.Tensor, step: int) -> None:
+        """Rank 0: the fixed held-out people (when there is a held-out set), the same at every step,
+        and this step's training batch, each with labelled columns."""
+        if self.validator is not None:
+            self.tracker.log_sample_grid(sample_grid(self.validator.sample_columns(self.generators())), step,
+                                         key="heldout_samples")
+        self.tracker.log_sample_grid(sample_grid(self.recipe.sample_panels(x, image)), step, key="train_samples")
+
     def _log_point(self) -> dict[str, float]:
         """Collective: every rank reduces its statistics at the same step."""
         metrics = {**self.stats.reduce(), **self.bad_samples.settle()}
@@ -336,10 +360,16 @@ class GanLoop:
         self.bad_samples = BadSampleCounter(self.position, cfg.data.max_bad_fraction,
                                             manifest.num_samples if manifest is not None else 0,
                                             cfg.data.manifest, ctx.device)
+        self.data_tags["vton.precision"] = cfg.precision.mode + (
+            f" (auto: {cfg.precision.auto_reason})" if cfg.precision.auto_reason else "")
         forcing = self.recipe.teacher_forcing()
         if forcing:  # what the stage reads from the ground truth instead of an upstream prediction
             self.data_tags["vton.teacher_forcing"] = forcing
         self.tracker.set_tags(self.data_tags)
+        if manifest is not None and ctx.rank == 0 and cfg.tracking.enabled:
+            self._manifest_sha256 = manifest_sha256(cfg.data.manifest)
+            if self.position.step == 0:  # a resumed run has its input already
+                self.tracker.log_dataset(cfg.data.manifest, self._manifest_sha256, "training")
         batches = stream.iter_from_batches(self.position.batches_consumed)
         if self.validator and self.position.step == 0:
             if ctx.rank == 0:
@@ -356,6 +386,7 @@ class GanLoop:
             while self.position.step < cfg.train.steps:
                 started = time.perf_counter()
                 x, image, data_wait = self._optimizer_step(batches)
+                self._last_inputs = x
                 self.position.step += 1
                 steps_run += 1
                 elapsed = time.perf_counter() - started
@@ -373,7 +404,7 @@ class GanLoop:
                     metrics = self._log_point()
                 if ctx.rank == 0 and cfg.train.sample_every and image is not None \
                         and (step % cfg.train.sample_every == 0 or step == 1):
-                    self.tracker.log_sample_grid(sample_grid(self.recipe.sample_panels(x, image)), step)
+                    self._log_sample_grids(x, image, step)
                 evaluated = {}
                 if self.validator and cfg.train.eval_every and step % cfg.train.eval_every == 0 \
                         and step != cfg.train.steps:
@@ -422,14 +453,15 @@ class GanLoop:
                    "ema": {n: _cpu(e.module.state_dict()) for n, e in self.emas.items()}}
         tags = {
             "recipe": self.recipe.name,
-            "dataset_manifest_sha256": manifest_sha256(self.cfg.data.manifest),
+            "dataset_manifest_sha256": self._manifest_sha256 or manifest_sha256(self.cfg.data.manifest),
             "git_commit": git_commit(),
             "run_name": self.cfg.name,
             "steps": str(self.position.step),
             **self.data_tags,
             **self.bad_samples.tags(),
         }
-        return self.tracker.log_stage(generators, weights, self.cfg, tags)
+        example = serving_example(self.recipe, generators, self._last_inputs)
+        return self.tracker.log_stage(generators, weights, self.cfg, tags, example)
 
 
 _WARMUP_STEPS = 3

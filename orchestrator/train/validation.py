@@ -20,10 +20,45 @@ from vton_models.metrics import l1_per_image, psnr_per_image, ssim_per_image, to
 from vton_models.recipe import Recipe
 
 
+#: People in the held-out sample grid: the same ones at every step of a run, and in every run on
+#: the same held-out manifest (they are its first samples in tar order, the validation stream's order).
+HELDOUT_GRID_PEOPLE = 4
+
+
 class Validator:
     def __init__(self, cfg: Config, recipe: Recipe, ctx) -> None:
         self.cfg, self.recipe, self.ctx = cfg, recipe, ctx
         self.stream = make_val_stream(cfg, recipe, ctx.rank, ctx.world_size, str(ctx.device))
+        self._grid_inputs: Mapping[str, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def sample_columns(self, generators: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+        """The recipe's labelled sample-grid columns for the fixed held-out people (the first
+        ``HELDOUT_GRID_PEOPLE`` of rank 0's held-out stream, so every log shows the same faces and garments)."""
+        if self._grid_inputs is None:
+            self._grid_inputs = self.recipe.inputs(self._first_people(HELDOUT_GRID_PEOPLE))
+        was_training = {name: g.training for name, g in generators.items()}
+        for g in generators.values():
+            g.eval()
+        try:
+            generated = self.recipe.generate(dict(generators), self._grid_inputs)
+        finally:
+            for name, g in generators.items():
+                g.train(was_training[name])
+        return self.recipe.sample_panels(self._grid_inputs, generated)
+
+    def _first_people(self, count: int) -> dict[str, torch.Tensor]:
+        from shards.stream import StreamPosition
+
+        parts: list[dict[str, torch.Tensor]] = []
+        batches = self.stream.iter_from(StreamPosition(epoch=0, step=0))
+        for _ in range(self.stream.batches_per_epoch):
+            batch = next(batches)  # copies: the stream may reuse its buffers for the next batch
+            parts.append({k: v.to(self.ctx.device).clone() for k, v in batch.items() if torch.is_tensor(v) and v.dim()})
+            if sum(len(p[next(iter(p))]) for p in parts) >= count:
+                break
+        batches.close()
+        return {k: torch.cat([p[k] for p in parts])[:count] for k in parts[0]}
 
     @torch.no_grad()
     def run(self, generators: Mapping[str, nn.Module]) -> dict[str, float]:

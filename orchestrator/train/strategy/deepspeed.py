@@ -37,9 +37,13 @@ is told to reuse it (``init_distributed(auto_mpi_discovery=False)``), so no laun
 needed. A bare single process (tests, the precision probe) gets a 1-rank gloo group on a free port.
 
 JIT builds: on CPU DeepSpeed always builds ``deepspeed_shm_comm`` once; ``"torch_adam": true`` keeps
-``fused_adam`` from being compiled anywhere (on GPUs torch's fused Adam kernel takes its place). The build cache is ``TORCH_EXTENSIONS_DIR`` (torch's own knob,
-default ``~/.cache/torch_extensions``); ``VTON_TORCH_EXTENSIONS_DIR`` sets it for workers (see
-``jobs.launch.FORWARDED_ENV``) so a cluster can point it at a persistent volume.
+``fused_adam`` from being compiled anywhere (on GPUs torch's fused Adam kernel takes its place). The build cache is ``TORCH_EXTENSIONS_DIR`` (torch's own knob),
+by default ``<environment>/torch_extensions`` here (``default_extensions_dir``): torch's own default,
+``~/.cache/torch_extensions``, is shared by every environment of the machine, and its build files
+name the environment's paths, so two environments (a checkout and a CI clone) rebuilt it in turn on
+each first DeepSpeed job. `make setup` builds it into the environment once
+(``python -m orchestrator.train.strategy.prebuild``); ``VTON_TORCH_EXTENSIONS_DIR`` sets it for
+workers (see ``jobs.launch.FORWARDED_ENV``) so a cluster can point it at a persistent volume.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ from orchestrator.config import Config, ConfigError, _deep_merge
 from orchestrator.train.optim import OptimizerSettings
 from orchestrator.train.precision import Precision
 from orchestrator.train.strategy.base import StepReport, Strategy
+from orchestrator.train.strategy.prebuild import use_environment_extensions_dir
 from vton_models.recipe import NetworkSpec
+
+use_environment_extensions_dir()  # before DeepSpeed builds anything in this process
 
 #: Subdirectory of a loop checkpoint directory holding one DeepSpeed checkpoint per network.
 DEEPSPEED_DIR = "deepspeed"

@@ -199,8 +199,9 @@ class CPVTONGMMRecipe(_CPVTONRecipe):
     def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return self.aux_scores(self.warp(nets["G"], inputs)[3], inputs)
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["person"], inputs["cloth"], generated, inputs["parse_cloth_rgb"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"person": inputs["person"], "cloth": inputs["cloth"], "warped cloth": generated,
+                "worn cloth (truth)": inputs["parse_cloth_rgb"]}
 
 
 class CPVTONTOMRecipe(_CPVTONRecipe):
@@ -276,5 +277,6 @@ class CPVTONTOMRecipe(_CPVTONRecipe):
     def validation_metrics(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return self.aux_scores(self.render(nets["G"], inputs)[3], inputs)
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["agnostic"][:, 1:4], inputs["cloth"], inputs["warped"], generated, inputs["person"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"head (agnostic)": inputs["agnostic"][:, 1:4], "cloth": inputs["cloth"], "warped cloth": inputs["warped"],
+                "generated": generated, "ground truth": inputs["person"]}

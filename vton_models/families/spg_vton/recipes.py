@@ -143,7 +143,7 @@ class _SPGRecipe(FrozenStages, Recipe):
         x["sem_condition"] = semantic_condition(x)
         return x
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
         return multipose_panels(inputs, generated, self.target(inputs))
 
 
@@ -210,10 +210,11 @@ class SPGSemanticRecipe(TargetParseStage, _SPGRecipe):
         logits = self.logits(nets["G"], inputs)
         return self.generator_terms(nets.get("D"), logits, inputs), palette_image(logits.detach())
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        """source | S'_s | cloth | target pose | predicted parse | target parse."""
-        return [inputs["src_person"], palette_image(inputs["sem_condition"][:, :NUM_LIP_LABELS]), inputs["cloth"],
-                pose_image(inputs["tgt_pose"]), generated, self.target(inputs)]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"source": inputs["src_person"],
+                "source parse w/o garment": palette_image(inputs["sem_condition"][:, :NUM_LIP_LABELS]),
+                "cloth": inputs["cloth"], "target pose": pose_image(inputs["tgt_pose"]),
+                "predicted parse": generated, "target parse": self.target(inputs)}
 
 
 # --------------------------------------------------------------------- step 2: G2, CWM, G3

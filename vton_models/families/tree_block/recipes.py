@@ -131,7 +131,7 @@ class _TreeBlockRecipe(FrozenStages, Recipe):
             raise ValueError(f"recipe '{self.name}': image_size {(h, w)} must be divisible by {multiple} ({why}) "
                              "and at least 64x64")
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
         return multipose_panels(inputs, generated, self.target(inputs))
 
 

@@ -144,5 +144,6 @@ class VitonHDTryOnRecipe(_VitonHDRecipe):
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         return self.run(nets, inputs).output
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["img_agnostic"], inputs["cloth"], generated, inputs["person"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"agnostic": inputs["img_agnostic"], "cloth": inputs["cloth"], "generated": generated,
+                "ground truth": inputs["person"]}

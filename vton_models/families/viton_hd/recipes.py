@@ -163,10 +163,11 @@ class VitonHDSegRecipe(_VitonHDRecipe):
         predicted = nets["G"](inputs["seg_input"], return_logits=True).argmax(1)
         return parse_scores(predicted, inputs["parse_labels"], 13)
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
         size = generated.shape[2:]
-        return [F.interpolate(inputs["img_agnostic"], size=size), F.interpolate(inputs["cloth"], size=size),
-                generated, self.target(inputs)]
+        return {"agnostic": F.interpolate(inputs["img_agnostic"], size=size),
+                "cloth": F.interpolate(inputs["cloth"], size=size), "predicted parse": generated,
+                "true parse": self.target(inputs)}
 
 
 class VitonHDGMMRecipe(_VitonHDRecipe):
@@ -236,8 +237,9 @@ class VitonHDGMMRecipe(_VitonHDRecipe):
     def target(self, inputs: Mapping[str, Tensor]) -> Tensor:
         return inputs["warped_cloth"]
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["img_agnostic"], inputs["cloth"], generated, inputs["warped_cloth"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"agnostic": inputs["img_agnostic"], "cloth": inputs["cloth"], "warped cloth": generated,
+                "worn cloth (truth)": inputs["warped_cloth"]}
 
 
 def alias_inputs(x: Mapping[str, Tensor], parse7: Tensor, warped: Tensor, warped_mask: Tensor) -> dict[str, Tensor]:
@@ -340,5 +342,6 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         return self._generate(nets["G"], inputs)
 
-    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> list[Tensor]:
-        return [inputs["img_agnostic"], inputs["warped"], generated, inputs["person"]]
+    def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
+        return {"agnostic": inputs["img_agnostic"], "warped cloth": inputs["warped"], "generated": generated,
+                "ground truth": inputs["person"]}
