@@ -93,17 +93,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _resolved_here(cfg: Config, ctx: WorkerContext) -> Config:
-    """``precision.mode: auto`` reaching the loop itself: fine for one in-process worker; ranks of a
-    distributed run must not each measure (they could choose differently), the driver resolves it."""
-    if ctx.world_size > 1:
-        raise ValueError("precision.mode: 'auto' must be resolved before the workers start "
-                         "(orchestrator.jobs.launch.build_trainer does)")
-    from orchestrator.train.precision_auto import resolve_precision
-
-    return resolve_precision(cfg)
-
-
 def micro_batch_seed(seed: int, step: int, rank: int, micro_batch: int) -> int:
     """A 63-bit seed that only (``train.seed``, step, rank, micro-batch) decide: a resumed run
     (same step, same consumed-batch count) gets the seeds the uninterrupted run got."""
@@ -128,8 +117,9 @@ class GanLoop:
         self.optimizers = resolve_optimizers(cfg, self.recipe)
         nets = self.recipe.build_networks()
         load_initial_weights(nets, cfg.model.init)  # trainable warm start; a checkpoint resume overrides it
-        if cfg.precision.mode == "auto":
-            cfg = self.cfg = _resolved_here(cfg, ctx)
+        if cfg.precision.mode == "auto":  # ranks measuring on their own could choose differently
+            raise ValueError("precision.mode: 'auto' must be resolved before the workers start "
+                             "(orchestrator.train.precision_auto.resolve_precision; jobs.launch.build_trainer does)")
         self.precision = Precision(cfg.precision.mode, ctx.device, list(self.roles),
                                    cfg.precision.init_scale, cfg.precision.growth_interval)
         self.strategy = build_strategy(cfg, nets, self.recipe.networks, self.optimizers, ctx.device, self.precision)
