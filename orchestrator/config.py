@@ -117,6 +117,14 @@ class TrainConfig:
     eval_every: int = 100
     eval_batches: int = 4
     deterministic: bool = False
+    # GPU kernel choices that change speed, not the model (orchestrator.train.memory_format); off by
+    # default. channels_last: every network's weights and the batch's 4-D image tensors in NHWC, the
+    # layout tensor-core convolutions read natively (faster on GPU, most of all in bf16/fp16; legal
+    # and equal within float rounding on CPU). cudnn_benchmark: cuDNN times its convolution
+    # algorithms for the run's fixed shapes on the first steps and keeps the fastest; its choice
+    # varies run to run, so it is refused with ``deterministic``. No effect on CPU.
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
 
 
 @dataclass
@@ -525,6 +533,12 @@ def validate_config(cfg: Config) -> None:
         if not is_model_reference(uri.partition("#")[0]):
             raise ConfigError(f"model.init.{network}: got {uri!r}; expected {MODEL_URI_FORMS}, "
                               "optionally followed by #NETWORK")
+    if cfg.train.deterministic and cfg.train.cudnn_benchmark:
+        raise ConfigError(
+            "train.cudnn_benchmark: true contradicts train.deterministic: true (cuDNN's benchmark picks "
+            "convolution algorithms by timing them, so the same run can compute differently); set "
+            "train.cudnn_benchmark=false for a reproducible run, or train.deterministic=false for speed"
+        )
     if cfg.strategy.deepspeed_config and cfg.strategy.name != "deepspeed":
         raise ConfigError(
             f"strategy.deepspeed_config is set ({cfg.strategy.deepspeed_config!r}) but strategy.name is "

@@ -92,3 +92,15 @@ def test_use_gpu_without_a_visible_gpu_is_refused():
     with pytest.raises(ConfigError, match="ray.num_workers: 2 GPU workers requested but only 1"):
         validate_environment(cfg, gpus_visible=1)
     validate_environment(cfg, gpus_visible=2)
+
+
+def test_gpu_kernel_options_default_off_and_benchmark_is_refused_with_deterministic():
+    cfg = load_config(VITON_HD, ["train.channels_last=true", "train.cudnn_benchmark=true"])
+    assert cfg.train.channels_last and cfg.train.cudnn_benchmark
+    assert cfg.flat()["train.channels_last"] is True  # logged to MLflow with every other key
+    default = load_config(VITON_HD)
+    assert not default.train.channels_last and not default.train.cudnn_benchmark
+    with pytest.raises(ConfigError) as err:
+        load_config(VITON_HD, ["train.deterministic=true", "train.cudnn_benchmark=true"])
+    assert "train.cudnn_benchmark" in str(err.value) and "train.deterministic" in str(err.value)
+    load_config(VITON_HD, ["train.deterministic=true", "train.channels_last=true"])  # layout alone is fine

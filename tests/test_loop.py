@@ -271,6 +271,31 @@ def test_representation_built_by_the_trainer_trains_like_the_loader_built_one(sh
     assert all(torch.equal(consumer[k], loader[k]) for k in loader)
 
 
+def test_channels_last_trains_like_contiguous_with_nhwc_weights_and_inputs(shards, full_batches):
+    """train.channels_last on CPU (legal there, meant for GPU tensor cores): the same losses within
+    float rounding (the kernels sum in another order), every network's convolution weights NHWC
+    inside the strategy, the recipe's 4-D float inputs NHWC; cudnn_benchmark is a no-op on CPU."""
+    from orchestrator.train.memory_format import is_channels_last
+
+    def run(*overrides: str) -> tuple[GanLoop, dict[str, float]]:
+        loop = GanLoop(tiny_config(shards, "train.log_every=1", *overrides), WorkerContext(),
+                       LoopHooks(train_data=FixedBatches(full_batches)))
+        return loop, loop.run().last_metrics
+
+    plain, plain_metrics = run()
+    nhwc, nhwc_metrics = run("train.channels_last=true", "train.deterministic=false", "train.cudnn_benchmark=true")
+    losses = sorted(k for k in plain_metrics if k.startswith("loss/"))
+    assert losses and losses == sorted(k for k in nhwc_metrics if k.startswith("loss/"))
+    for key in losses:
+        assert nhwc_metrics[key] == pytest.approx(plain_metrics[key], rel=1e-4, abs=1e-5), key
+    for spec in nhwc.recipe.networks:
+        assert is_channels_last(nhwc.strategy.module(spec.name)), spec.name
+        assert not is_channels_last(plain.strategy.module(spec.name)), spec.name
+    fields = [nhwc._last_inputs[name] for name in nhwc.recipe.batch_fields]  # as the batch brought them
+    assert fields and all(v.is_contiguous(memory_format=torch.channels_last) for v in fields)
+    assert not any(v.is_contiguous() for v in fields if v.shape[1] > 1)  # NHWC indeed (1 channel: both coincide)
+
+
 def test_preflight_catches_a_channel_mismatch_between_data_and_model(shards):
     from orchestrator.config import ConfigError
     from orchestrator.jobs.preflight import preflight

@@ -15,7 +15,7 @@ into the fresh networks before the strategy wraps them (a checkpoint resume then
 
 from __future__ import annotations
 
-from typing import Collection, Mapping
+from typing import Callable, Collection, Mapping
 
 from torch import nn
 
@@ -63,14 +63,18 @@ def pin_consumed_stages(cfg: Config, recipe: Recipe, pending: Collection[str] = 
     return pinned
 
 
-def attach_consumed_stages(recipe: Recipe) -> None:
-    """Load each consumed stage (generator + its run config) and hand it to the recipe, frozen."""
+def attach_consumed_stages(recipe: Recipe, prepare: Callable[[nn.Module], nn.Module] | None = None) -> None:
+    """Load each consumed stage (generator + its run config) and hand it to the recipe, frozen.
+
+    ``prepare``: applied to each loaded network first; the trainer puts them in its memory format
+    (``train.channels_last``) so a frozen stage runs in the layout the trained networks do."""
     from orchestrator.registry.models import load_registered
     from orchestrator.recipes import build_recipe_from_config
 
     for key, uri in consumed_stage_uris(recipe).items():
         stage = load_registered(uri)
-        recipe.attach_stage(key, build_recipe_from_config(stage.config), stage.networks)
+        networks = {name: prepare(net) for name, net in stage.networks.items()} if prepare else stage.networks
+        recipe.attach_stage(key, build_recipe_from_config(stage.config), networks)
 
 
 # --------------------------------------------------------------------------------------- warm start

@@ -44,6 +44,12 @@ from orchestrator.train.bad_samples import BadSampleCounter
 from orchestrator.train.data import make_train_stream, manifest_sha256, stream_data_tags, stream_manifest
 from orchestrator.train.ema import NetworkEMA
 from orchestrator.train.freezing import frozen, power_iteration_paused
+from orchestrator.train.memory_format import (
+    batch_to_device,
+    configure_cudnn,
+    to_memory_format,
+    trained_weights_channels_last,
+)
 from orchestrator.train.optim import build_schedule, resolve_optimizers
 from orchestrator.train.precision import Precision
 from orchestrator.train.stats import TrainingStats
@@ -100,23 +106,24 @@ def micro_batch_seed(seed: int, step: int, rank: int, micro_batch: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 class GanLoop:
     def __init__(self, cfg: Config, ctx: WorkerContext, hooks: LoopHooks | None = None) -> None:
         self.cfg, self.ctx, self.hooks = cfg, ctx, hooks or LoopHooks()
         seed_everything(cfg.train.seed)  # identical initial weights on every rank
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
+        configure_cudnn(cfg.train.cudnn_benchmark, ctx.device, announce=ctx.rank == 0)
         self.recipe = build_recipe_from_config(cfg)
         refuse_inference_only(self.recipe)
-        attach_consumed_stages(self.recipe)  # frozen earlier stages from the registry, if any
+        # Frozen earlier stages from the registry, if any, in the memory format the run trains in.
+        attach_consumed_stages(self.recipe, prepare=self._memory_format)
         self.roles = {spec.name: spec.role for spec in self.recipe.networks}
         self.optimizers = resolve_optimizers(cfg, self.recipe)
         nets = self.recipe.build_networks()
         load_initial_weights(nets, cfg.model.init)  # trainable warm start; a checkpoint resume overrides it
+        # Before the strategy wraps them: DDP's buckets and every optimizer take the layout they see.
+        nhwc = trained_weights_channels_last(cfg, announce=ctx.rank == 0)
+        nets = {name: to_memory_format(net, nhwc) for name, net in nets.items()}
         if cfg.precision.mode == "auto":  # ranks measuring on their own could choose differently
             raise ValueError("precision.mode: 'auto' must be resolved before the workers start "
                              "(orchestrator.train.precision_auto.resolve_precision; jobs.launch.build_trainer does)")
@@ -144,6 +151,10 @@ class GanLoop:
         self.data_tags: dict[str, str] = {}  # what the representation took from the data (run + model tags)
         self._manifest_sha256: str | None = None  # the training manifest's, read once by rank 0
         self._last_inputs: dict | None = None  # the logged model's input example comes from these
+
+    def _memory_format(self, net: nn.Module) -> nn.Module:
+        """``net`` in NHWC under ``train.channels_last`` (orchestrator.train.memory_format), else as built."""
+        return to_memory_format(net, self.cfg.train.channels_last)
 
     # ------------------------------------------------------------------------- state
 
@@ -275,7 +286,7 @@ class GanLoop:
                 self.bad_samples.add(batch)
                 self.recipe.training_seed = micro_batch_seed(cfg.train.seed, step, self.ctx.rank,
                                                              self.position.batches_consumed)
-                x = self.recipe.inputs(_to_device(batch, self.ctx.device))
+                x = self.recipe.inputs(batch_to_device(batch, self.ctx.device, cfg.train.channels_last))
                 for phase in active:
                     produced = self._micro_step(phase, x, micro == 0, micro == cfg.train.grad_accum - 1,
                                                 sums[phase.name])
@@ -425,7 +436,7 @@ class GanLoop:
         source = self.strategy.module(name)
         network = (fresh or self.recipe.build_networks())[name]
         network.load_state_dict(source.state_dict())
-        return network.to(next(source.parameters()).device)
+        return self._memory_format(network.to(next(source.parameters()).device))
 
     def _export(self) -> str | None:
         """Register the stage: its generators for generation (EMA copies when EMA is on) and every
