@@ -168,6 +168,10 @@ def test_vgg_loss_loads_through_weights_and_is_zero_for_identical_images(torch_h
     assert value.item() > 0
     value.backward()
     assert y.grad is not None and y.grad.abs().sum() > 0
+    # The real image's activations computed once serve every term comparing with it (seed 004).
+    shared = loss.target_features(x)
+    assert not any(f.requires_grad for f in shared)
+    assert torch.equal(loss(y, x, shared), value) and torch.equal(loss(y * 0.5, x, shared), loss(y * 0.5, x))
 
 
 def test_missing_weight_file_names_the_path_and_the_command(tmp_path, monkeypatch) -> None:

@@ -99,5 +99,7 @@ def test_appearance_losses():
     assert feat > 0 and style >= 0
     (feat + style).backward()
     assert y.grad is not None and y.grad.abs().sum() > 0
+    feat_only, no_style = loss(y, x.flip(-1), style=False)  # the face stage weighs only the feature term
+    assert torch.equal(feat_only, feat) and no_style is None
     with pytest.raises(ValueError, match="unknown layer 'conv9'"):
         VGGFeatureStyleLoss("conv9", features=vgg)

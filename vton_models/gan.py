@@ -72,12 +72,16 @@ class LazyLossNetwork:
         """The loss network, or None while it has not been needed."""
         return self._net
 
-    def __call__(self, fake: Tensor, real: Tensor):
+    def on(self, device: torch.device) -> nn.Module:
+        """The network, built if it was not yet and moved to ``device`` if it is elsewhere."""
         if self._net is None:
             self._net = self._build()
-        if next(self._net.parameters()).device != fake.device:
-            self._net = self._net.to(fake.device)
-        return self._net(fake, real)
+        if next(self._net.parameters()).device != device:
+            self._net = self._net.to(device)
+        return self._net
+
+    def __call__(self, fake: Tensor, real: Tensor, *args, **kwargs):
+        return self.on(fake.device)(fake, real, *args, **kwargs)
 
 
 class LazyPerceptual(LazyLossNetwork):
@@ -86,3 +90,7 @@ class LazyPerceptual(LazyLossNetwork):
     def __init__(self, layer_weights: Sequence[float] = PIX2PIXHD_VGG_WEIGHTS) -> None:
         self.layer_weights = tuple(float(w) for w in layer_weights)
         super().__init__(lambda: VGGPerceptualLoss(layer_weights=self.layer_weights))
+
+    def target_features(self, real: Tensor) -> list[Tensor]:
+        """``VGGPerceptualLoss.target_features``: a real image's activations, to share between terms."""
+        return self.on(real.device).target_features(real)

@@ -251,19 +251,26 @@ class VGGPerceptualLoss(_ImageNetFeatures):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, generated: Tensor, target: Tensor) -> Tensor:
+    def target_features(self, target: Tensor) -> list[Tensor]:
+        """The target's activations, without a graph: compute them once and pass them to every term
+        that compares an image with the same real one (seed 004's coarse and final try-on)."""
+        with torch.no_grad():
+            y = self._normalize(target)
+            features = []
+            for block in self.slices:
+                y = block(y)
+                features.append(y)
+        return features
+
+    def forward(self, generated: Tensor, target: Tensor, target_features: Sequence[Tensor] | None = None) -> Tensor:
         if generated.shape != target.shape or generated.shape[1] != 3:
             raise ValueError(
                 f"VGGPerceptualLoss: expects two (B, 3, H, W) images, got {tuple(generated.shape)} "
                 f"and {tuple(target.shape)}"
             )
         x = self._normalize(generated)
-        with torch.no_grad():
-            y = self._normalize(target)
-            target_features = []
-            for block in self.slices:
-                y = block(y)
-                target_features.append(y)
+        if target_features is None:
+            target_features = self.target_features(target)
         loss = generated.new_zeros((), dtype=torch.float32)
         for block, weight, y_feat in zip(self.slices, self.layer_weights, target_features):
             x = block(x)
@@ -291,14 +298,15 @@ class VGGFeatureStyleLoss(_ImageNetFeatures):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, generated: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, generated: Tensor, target: Tensor, style: bool = True) -> tuple[Tensor, Tensor | None]:
+        """``style=False`` skips both Gram matrices (a caller weighting only the feature term)."""
         if generated.shape != target.shape or generated.shape[1] != 3:
             raise ValueError(f"VGGFeatureStyleLoss: expects two (B, 3, H, W) images, got {tuple(generated.shape)} "
                              f"and {tuple(target.shape)}")
         x = self.features(self._normalize(generated)).float()
         with torch.no_grad():
             y = self.features(self._normalize(target)).float()
-        return F.l1_loss(x, y), F.l1_loss(gram_matrix(x), gram_matrix(y))
+        return F.l1_loss(x, y), (F.l1_loss(gram_matrix(x), gram_matrix(y)) if style else None)
 
 
 class FaceIdentityLoss(_FrozenLossNetwork):

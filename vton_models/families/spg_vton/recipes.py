@@ -374,10 +374,11 @@ class SPGTryOnRecipe(_SPGRecipe):
             "cond": conductible_cycle(y["warped"], x["tgt_cloth_rgb"], y["cycled"], x["cloth"]),
             "t_recon": 2 * l1_loss(y["tryon"], person) + 0.5 * l1_loss(y["composition"], mask_target),
         }
+        real_features = self.perceptual.target_features(person) if w["p_perc"] or w["t_perc"] else None  # once for both
         if w["p_perc"]:
-            terms["p_perc"] = self.perceptual(y["coarse"], person)
+            terms["p_perc"] = self.perceptual(y["coarse"], person, real_features)
         if w["t_perc"]:
-            terms["t_perc"] = self.perceptual(y["tryon"], person)
+            terms["t_perc"] = self.perceptual(y["tryon"], person, real_features)
         if w["id"]:
             terms["id"] = self.face_id(*self.id_crops(y["tryon"], x, parse))
         for key, (fake, _, cond) in self._d_views(y, x, parse).items():

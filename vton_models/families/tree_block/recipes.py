@@ -435,7 +435,7 @@ class TreeBlockFaceRecipe(_TreeBlockRecipe):
         refined, face = self.refine(nets["G"], inputs)
         terms = {"face_pixel": smooth_l1_loss(face, inputs["real_face"]), "refine": smooth_l1_loss(refined, inputs["person"])}
         if self.loss_weights["face_feat"]:
-            terms["face_feat"], _ = self.vgg(face, inputs["real_face"])
+            terms["face_feat"], _ = self.vgg(face, inputs["real_face"], style=False)  # the face stage has no style term
         if "D" in nets and self.loss_weights["face_adv"] != 0:
             terms["face_adv"], _ = self.gan.g_terms(nets["D"], face, inputs["src_face"])
         return terms, refined.detach()
