@@ -46,19 +46,81 @@ def _corrupt(message: str, key: str | None) -> CorruptSampleError:
 def check_member(info: tarfile.TarInfo, shard: str) -> None:
     """Reject members that no shard written by ``shards.writer`` can contain."""
     name = info.name
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
-        raise UnsafeMemberError(f"{shard}: tar member {name!r} has an absolute path; refusing this shard")
-    if ".." in parts:
-        raise UnsafeMemberError(f"{shard}: tar member {name!r} contains a '..' component; refusing this shard")
+    check_member_name(name, shard)
     if info.issym() or info.islnk():
         raise UnsafeMemberError(f"{shard}: tar member {name!r} is a link (to {info.linkname!r}); "
                                 "refusing this shard")
 
 
+def check_member_name(name: str, shard: str) -> None:
+    """Reject a member name that could leave an extraction directory."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeMemberError(f"{shard}: tar member {name!r} has an absolute path; refusing this shard")
+    if ".." in parts:
+        raise UnsafeMemberError(f"{shard}: tar member {name!r} contains a '..' component; refusing this shard")
+
+
 def split_name(name: str) -> tuple[str | None, str | None]:
     """(key, member) of a tar member name, as webdataset groups them."""
     return base_plus_ext(name)
+
+
+_BLOCK = 512
+_REGULAR_FILE = (b"0", b"\0")
+
+
+def _plain_members(data: bytes) -> list[tuple[str, bytes]] | None:
+    """``(name, payload)`` of every member when the slice holds only plain regular-file headers
+    (ustar or v7, octal sizes, valid checksums, nothing cut short): what ``shards.writer`` writes.
+    Anything else (long-name or PAX headers, links, directories, damage) gives None, and the caller
+    parses the slice with ``tarfile``, which handles and names it.
+
+    Why: ``tarfile``'s streaming reader costs ~0.1 ms per member in Python (0.9 ms of a loader
+    worker's ~12 ms per sample at 512x384, bench/p1_stream.py); this reads a header in a few
+    microseconds with the same checks that matter here.
+    """
+    out: list[tuple[str, bytes]] = []
+    offset, end = 0, len(data)
+    while offset + _BLOCK <= end:
+        header = data[offset:offset + _BLOCK]
+        if not any(header):  # an end-of-archive block
+            break
+        if header[156:157] not in _REGULAR_FILE:
+            return None
+        try:
+            size = int(header[124:136].rstrip(b"\0 ").decode("ascii") or "0", 8)
+            checksum = int(header[148:156].rstrip(b"\0 ").decode("ascii") or "0", 8)
+        except ValueError:  # base-256 sizes, garbage: tarfile decides
+            return None
+        if checksum != sum(header[:148]) + 8 * 32 + sum(header[156:]):  # the checksum field counts as spaces
+            return None
+        name = header[:100].split(b"\0", 1)[0]
+        if header[257:262] == b"ustar":
+            prefix = header[345:500].split(b"\0", 1)[0]
+            name = prefix + b"/" + name if prefix else name
+        start = offset + _BLOCK
+        if start + size > end:
+            return None
+        out.append((name.decode("utf-8", "surrogateescape"), data[start:start + size]))
+        offset = start + -(-size // _BLOCK) * _BLOCK
+    return out if offset >= end or not any(data[offset:]) else None
+
+
+def _tarfile_members(data: bytes, shard: str) -> list[tuple[str, bytes]]:
+    """``(name, payload)`` of every regular member through ``tarfile`` (hostile members refused)."""
+    out: list[tuple[str, bytes]] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
+        for info in tar:
+            check_member(info, shard)
+            if not info.isreg():
+                continue
+            f = tar.extractfile(info)
+            payload = f.read() if f is not None else b""
+            if len(payload) != info.size:
+                raise tarfile.ReadError(f"member {info.name!r} truncated ({len(payload)} of {info.size} bytes)")
+            out.append((info.name, payload))
+    return out
 
 
 def parse_sample(data: bytes, shard: str, expected_key: str) -> dict[str, bytes]:
@@ -71,25 +133,20 @@ def parse_sample(data: bytes, shard: str, expected_key: str) -> dict[str, bytes]
     where = f"{shard}: sample '{expected_key}'"
     if not data:
         raise _corrupt(f"{where}: no bytes (shard shorter than its manifest says)", expected_key)
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tar:
-            for info in tar:
-                check_member(info, shard)
-                if not info.isreg():
-                    continue
-                key, member = split_name(info.name)
-                if key != expected_key:
-                    raise _corrupt(f"{where}: member {info.name!r} belongs to another sample", expected_key)
-                if member in members:
-                    raise _corrupt(f"{where}: member {member!r} appears twice", expected_key)
-                f = tar.extractfile(info)
-                payload = f.read() if f is not None else b""
-                if len(payload) != info.size:
-                    raise _corrupt(f"{where}: member {info.name!r} truncated "
-                                   f"({len(payload)} of {info.size} bytes)", expected_key)
-                members[member] = payload
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise _corrupt(f"{where}: damaged tar data ({exc})", expected_key) from None
+    entries = _plain_members(data)
+    if entries is None:
+        try:
+            entries = _tarfile_members(data, shard)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise _corrupt(f"{where}: damaged tar data ({exc})", expected_key) from None
+    for name, payload in entries:
+        check_member_name(name, shard)
+        key, member = split_name(name)
+        if key != expected_key:
+            raise _corrupt(f"{where}: member {name!r} belongs to another sample", expected_key)
+        if member in members:
+            raise _corrupt(f"{where}: member {member!r} appears twice", expected_key)
+        members[member] = payload
     if not members:
         raise _corrupt(f"{where}: no members in its byte range", expected_key)
     return members
