@@ -8,7 +8,6 @@ every ratio and only the per-step cost is compared.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -58,7 +57,7 @@ def run_ray(cfg: Config) -> float:
         from orchestrator.config import config_from_dict
 
         if not ray.is_initialized():
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         outcome = fit(config_from_dict(raw))
     return float(outcome.metrics["perf/steady_steps_per_s"])
 
@@ -81,7 +80,9 @@ def median(values: list[float]) -> float:
 def machine() -> dict:
     import os
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+    from orchestrator.hardware import cpu_model
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
             "device": "cpu", "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
 
 

@@ -18,6 +18,15 @@ all through a torch DataLoader with the same number of loader worker processes (
 * ``loose_s3``    the loose VITON-HD files on the same S3 server, one GET per file (person,
                   cloth, cloth-mask, parse, pose JSON: 5 GETs a sample), as a user without shards.
 * ``loose_local`` the same loose files read from local disk.
+* ``webdataset_s3`` (P1') the plain WebDataset pipeline a user would write on the *same* shards:
+                  ``webdataset.WebDataset(urls, nodesplitter=split_by_node, workersplitter=
+                  split_by_worker, shardshuffle=...)`` streaming each shard with one GET (boto3
+                  streaming body through ``webdataset.gopen``'s ``s3`` handler, which
+                  ``shards.store`` registers), ``.shuffle(shuffle_buffer)``, ``.map`` of the same
+                  decode + augmentation + representation (``SampleProcessor``), ``.batched`` with
+                  ``torch.utils.data.default_collate``, in a ``webdataset.WebLoader`` with the same
+                  worker count and prefetch. What it lacks and the stream has: exact mid-epoch
+                  resume, equal batches per rank, the per-member digest check, bad-sample counting.
 * ``decode_limit`` no DataLoader, no I/O: W processes looping over the *same members' bytes*
                   already in memory, doing only the decode calls the stream makes
                   (cv2.imdecode of person/cloth JPEG as RGB, cloth mask as grayscale, the palette
@@ -82,6 +91,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--layout", default="viton_hd", choices=sorted(LAYOUTS),
                    help="viton_hd (one person per sample) or mpv_triplets (two-person samples)")
     p.add_argument("--out", default=None, help="default bench/results/p1_stream[_LAYOUT].json")
+    p.add_argument("--webdataset-only", action="store_true",
+                   help="P1' alone: the stream and the plain WebDataset pipeline, back to back in every round, "
+                        "'compact' and 'consumer' placements (bench/results/p1_prime_webdataset.json)")
     return p.parse_args()
 
 
@@ -213,6 +225,59 @@ def measure_loose(sources, root: Path, store_url: str | None, cfg, args, expand:
     return time_batches(gen(), cfg.batch_size, args.warmup, args.batches)
 
 
+def webdataset_loader(manifest, cfg):
+    """P1': the pipeline a WebDataset user writes over the same shards (see the module docstring).
+
+    Every setting that is not the library's default is the one the stream uses (buffer, workers,
+    prefetch); the per-sample work is the stream's own ``SampleProcessor``, so the two differ only
+    in how shards are read, shuffled, split and collated."""
+    import itertools
+
+    import webdataset as wds
+    from torch.utils.data import default_collate, get_worker_info
+
+    import shards.store  # noqa: F401  - registers webdataset.gopen's s3:// handler (boto3 streaming GET)
+    from shards.stream import SampleProcessor
+
+    store = manifest.store()
+    urls = [store.url_for(rec.name) for rec in manifest.shards]
+    process, counter = SampleProcessor(cfg), itertools.count()
+
+    def to_arrays(sample: dict[str, Any]) -> dict[str, Any]:
+        info = get_worker_info()
+        members = {name: data for name, data in sample.items() if not name.startswith("__")}
+        arrays = process(members, sample["__key__"], (cfg.seed, next(counter), 0 if info is None else info.id))
+        return {**arrays, "__key__": sample["__key__"]}
+
+    def collation(samples: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = [s.pop("__key__") for s in samples]
+        return {**default_collate(samples), "__key__": keys}
+
+    dataset = (wds.WebDataset(urls, nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
+                              shardshuffle=len(urls), seed=cfg.seed, empty_check=False)
+               .repeat()
+               .shuffle(cfg.shuffle_buffer)
+               .map(to_arrays)
+               .batched(cfg.batch_size, collation_fn=collation, partial=False))
+    return wds.WebLoader(dataset, batch_size=None, num_workers=cfg.loader_workers,
+                         prefetch_factor=cfg.prefetch_factor)
+
+
+def measure_webdataset(manifest, cfg, args, expand: bool) -> float:
+    loader = webdataset_loader(manifest, cfg)
+    it = iter(loader)
+
+    def gen():
+        try:
+            yield from expanding(it, cfg, expand)
+        finally:
+            shutdown = getattr(it, "_shutdown_workers", None)
+            if shutdown:
+                shutdown()
+
+    return time_batches(gen(), cfg.batch_size, args.warmup, args.batches)
+
+
 # --------------------------------------------------------------------------- in-memory limits
 
 _MEMORY: list[tuple[str, dict[str, bytes]]] = []
@@ -329,6 +394,53 @@ def profile_stages(manifest, cfg, samples: int = 24) -> dict[str, float]:
     return {k: round(v * 1000, 2) for k, v in timing.items()}
 
 
+# ---------------------------------------------------------------------------------- P1'
+
+
+def against_webdataset(args, manifest, base: str, size: tuple[int, int], workers: list[int], env: dict) -> dict:
+    """P1' alone, with more rounds than the full P1 affords: each round measures the stream and the
+    WebDataset pipeline back to back (order alternating between rounds), per placement and worker count."""
+    from shards.stream import StreamConfig
+
+    modes = {"compact": False, "consumer": True}
+    raw: dict[str, dict[str, list[float]]] = {}
+    load_before = os.getloadavg()
+    for round_ in range(args.rounds):
+        for n_w in workers:
+            for mode, expand in modes.items():
+                cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=size, loader_workers=n_w,
+                                   shuffle_buffer=args.shuffle_buffer, augment=True, seed=0, reuse_buffers=True,
+                                   representation_on="consumer")
+                runs = {"stream_s3": lambda: measure_stream(cfg, args, expand),
+                        "webdataset_s3": lambda: measure_webdataset(manifest, cfg, args, expand)}
+                for name in (runs if round_ % 2 == 0 else reversed(list(runs))):
+                    raw.setdefault(f"{n_w}/{mode}/{name}", []).append(runs[name]())
+            print(f"round {round_} workers {n_w}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in raw.items()
+                                                                 if k.startswith(f"{n_w}/")), file=sys.stderr)
+    ratios = {f"{n_w}/{mode}": [a / b for a, b in zip(raw[f"{n_w}/{mode}/stream_s3"], raw[f"{n_w}/{mode}/webdataset_s3"])]
+              for n_w in workers for mode in modes}
+    result = {
+        "benchmark": "p1_prime_webdataset",
+        "ratio_vs_webdataset": {k: round(statistics.median(v), 3) for k, v in ratios.items()},
+        "ratio_per_round": {k: [round(x, 3) for x in v] for k, v in ratios.items()},
+        "samples_per_s_median": {k: round(statistics.median(v), 2) for k, v in raw.items()},
+        "samples_per_s_rounds": {k: [round(x, 2) for x in v] for k, v in raw.items()},
+        "target": 1.0,
+        "keys_are": "LOADER_WORKERS/PLACEMENT[/VARIANT]; 'compact': the loader's batches as a GPU trainer gets them "
+                    "(the representation expanded on the device); 'consumer': expanded on this CPU in the main process, "
+                    "the same for both variants",
+        "definitions": {"stream_s3": "shards.stream.ShardStream (ranged GETs of planned blocks, exact resume position, "
+                                     "equal batches per rank, per-member sha256 check, bad-sample accounting)",
+                        "webdataset_s3": "see bench/p1_stream.py: webdataset.WebDataset + WebLoader over the same shards"},
+        "settings": {"samples": manifest.num_samples, "image_size": list(size), "batch_size": args.batch_size,
+                     "timed_batches": args.batches, "warmup_batches": args.warmup, "rounds": args.rounds,
+                     "shuffle_buffer": args.shuffle_buffer, "shards": len(manifest.shards)},
+        "machine": machine_load(load_before, os.getloadavg(), env.get("VTON_S3_ENDPOINT")),
+        "command": "python bench/p1_stream.py " + " ".join(sys.argv[1:]),
+    }
+    return write_json(args.out or str(RESULTS / "p1_prime_webdataset.json"), result)
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -363,6 +475,8 @@ def main() -> dict:
     loose_bytes = sum(len(v) for _, m in _MEMORY for k, v in m.items() if k != "meta.json")
 
     workers = [int(x) for x in args.workers.split(",")]
+    if args.webdataset_only:
+        return against_webdataset(args, manifest, base, (h, w), workers, env)
     # mode -> (StreamConfig.representation_on, expand in the main process)
     modes = {"consumer": ("consumer", True), "compact": ("consumer", False), "loader": ("loader", True)}
     raw: dict[str, dict[str, list[float]]] = {str(n): {} for n in workers}
@@ -381,6 +495,7 @@ def main() -> dict:
                 r.setdefault(f"loose_s3/{mode}", []).append(
                     measure_loose(sources, root, f"{base}/loose", cfg, args, expand))
                 r.setdefault(f"loose_local/{mode}", []).append(measure_loose(sources, root, None, cfg, args, expand))
+                r.setdefault(f"webdataset_s3/{mode}", []).append(measure_webdataset(manifest, cfg, args, expand))
             r.setdefault("decode_limit", []).append(measure_limit("decode", n_w, args.limit_seconds))
             for on in ("loader", "consumer"):
                 _CFG = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w),
@@ -400,6 +515,7 @@ def main() -> dict:
             paired = {  # per round: variants measured back to back, so the load is most alike
                 "ratio_vs_loose": [a / b for a, b in zip(stream, r[f"loose_s3/{mode}"])],
                 "ratio_vs_loose_local": [a / b for a, b in zip(stream, r[f"loose_local/{mode}"])],
+                "ratio_vs_webdataset": [a / b for a, b in zip(stream, r[f"webdataset_s3/{mode}"])],
                 "ratio_vs_decode_limit": [a / b for a, b in zip(stream, r["decode_limit"])],
                 "ratio_vs_cpu_limit": [a / b for a, b in zip(stream, r[f"cpu_limit/{on}"])],
             }
@@ -412,7 +528,8 @@ def main() -> dict:
     def headline(mode: str, name: str) -> float:
         return min(v[mode][name] for v in per_workers.values())
 
-    names = ("ratio_vs_loose", "ratio_vs_decode_limit", "ratio_vs_cpu_limit", "ratio_vs_loose_local")
+    names = ("ratio_vs_loose", "ratio_vs_decode_limit", "ratio_vs_cpu_limit", "ratio_vs_loose_local",
+             "ratio_vs_webdataset")
     cfg = StreamConfig(f"{base}/shards", batch_size=args.batch_size, image_size=(h, w), loader_workers=0,
                        shuffle_buffer=args.shuffle_buffer)
     result = {
@@ -421,9 +538,12 @@ def main() -> dict:
         "ratio_vs_decode_limit": headline("consumer", "ratio_vs_decode_limit"),
         "ratio_vs_cpu_limit": headline("consumer", "ratio_vs_cpu_limit"),
         "ratio_vs_loose_local": headline("consumer", "ratio_vs_loose_local"),
+        "ratio_vs_webdataset": headline("consumer", "ratio_vs_webdataset"),
+        "ratio_vs_webdataset_per_loader_workers": {
+            n_w: {mode: v[mode]["ratio_vs_webdataset"] for mode in modes} for n_w, v in per_workers.items()},
         "compact": {name: headline("compact", name) for name in names},
         "loader": {name: headline("loader", name) for name in names},
-        "targets": {"ratio_vs_loose": 1.5, "ratio_vs_decode_limit": 0.8},
+        "targets": {"ratio_vs_loose": 1.5, "ratio_vs_decode_limit": 0.8, "ratio_vs_webdataset": 1.0},
         "ratios_are": ("median over rounds of the ratio within a round (variants measured back to back), "
                        "then the minimum over the loader worker counts measured. Top level: placement "
                        "'consumer' (41-channel float32 batches built in the main process, on CPU here); "
@@ -443,6 +563,11 @@ def main() -> dict:
             "loose_s3": "same per-sample work and DataLoader; the loose files of a sample (the dataset's files "
                         f"behind {list(LAYOUTS[args.layout][1])}) fetched one GET each from the same S3 server",
             "loose_local": "same, files read from local disk",
+            "webdataset_s3": "P1': webdataset.WebDataset over the same shard URLs (split_by_node, split_by_worker, "
+                             "shardshuffle, one streaming GET per shard), .shuffle(shuffle_buffer), .map of the same "
+                             "SampleProcessor, .batched with torch's default_collate, webdataset.WebLoader with the "
+                             "same workers and prefetch; no resume position, no equal batches per rank, no digest "
+                             "check, no bad-sample accounting",
             "decode_limit": "pure decode loop over the same members' bytes already in memory, in as many "
                             "processes as loader workers: cv2.imdecode of person.jpg and cloth.jpg (RGB) and "
                             "cloth_mask (grayscale), PIL decode of the palette parse.png (OpenCV expands "

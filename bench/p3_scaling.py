@@ -3,11 +3,18 @@
 Each worker gets 1 CPU and 1 torch thread, so the comparison is what a second worker (and a
 second core) buys including gradient all-reduce; the 1-worker x 2-thread figure is reported beside
 it, because on this 2-core machine that is the alternative use of the second core.
-Run: .venv/bin/python bench/p3_scaling.py
+Run: .venv/bin/python bench/p3_scaling.py                      # seed 000's demo model (p3_scaling.json)
+     .venv/bin/python bench/p3_scaling.py --recipe all         # every stage of every family, the stack up
+
+With ``--recipe`` each stage is set up by ``bench/_families.py`` (batch 4 per worker) and measured as
+1 worker x 1 thread vs 2 workers x 1 thread; results go to ``bench/results/family_<family>.json``
+under ``p3``.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
 import tempfile
 from pathlib import Path
 
@@ -24,7 +31,51 @@ def samples_per_s(manifest: str, workers: int, threads: int) -> float:
     return run_ray(cfg) * BATCH * workers
 
 
+def stage_scaling(cfg, rounds: int, window_s: float) -> dict:
+    from _families import calibrated_steps
+
+    one_thread = copy.deepcopy(cfg)
+    one_thread.ray.cpus_per_worker, one_thread.ray.threads_per_worker = 1, 1
+    one_thread.train.steps, _ = calibrated_steps(one_thread, window_s, lo=20, hi=150)
+
+    def samples_per_s_of(workers: int) -> float:
+        run = copy.deepcopy(one_thread)
+        run.ray.num_workers = workers
+        return run_ray(run) * run.data.batch_size * workers
+
+    runs = interleaved({"1_worker_1_thread": lambda: samples_per_s_of(1),
+                        "2_workers_1_thread_each": lambda: samples_per_s_of(2)}, rounds)
+    one, two = median(runs["1_worker_1_thread"]), median(runs["2_workers_1_thread_each"])
+    return {"speedup_2_workers": round(two / one, 4), "target": 1.6,
+            "samples_per_s_1_worker_1_thread": round(one, 3), "samples_per_s_2_workers_1_thread_each": round(two, 3),
+            "rounds_samples_per_s": {name: [round(v, 3) for v in values] for name, values in runs.items()},
+            "steps": one_thread.train.steps}
+
+
+def main_families(arg: str, window_s: float, rounds: int) -> None:
+    from _families import BATCH, measure_families
+
+    measure_families(arg, "p3", lambda cfg: stage_scaling(cfg, rounds, window_s), {
+        "statistic": f"median of {rounds} interleaved round(s)",
+        "steps": f"per stage, for a steady window of ~{window_s:g} s at 1 worker (calibrated, 20..150)",
+        "settings": [f"per-worker batch {BATCH}", "DDP on gloo, private Ray", "1 loader worker per worker"],
+        "machine": machine(), "command": f"python bench/p3_scaling.py --recipe {arg} --window {window_s:g} --rounds {rounds}"})
+
+
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--recipe", default="", help="all, FAMILY or FAMILY.STAGE (comma list): per-family results; "
+                                                "default: seed 000's demo model only (p3_scaling.json)")
+    p.add_argument("--window", type=float, default=20.0, help="seconds of steady-state steps per 1-worker run")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per stage with --recipe")
+    args = p.parse_args()
+    if args.recipe:
+        main_families(args.recipe, args.window, args.rounds)
+    else:
+        main_demo()
+
+
+def main_demo() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = make_shards(Path(tmp))
         runs = interleaved({

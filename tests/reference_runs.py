@@ -73,19 +73,11 @@ def machine() -> dict[str, str]:
             "machine": platform.machine()}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_id() -> str:
     """The key of ``digests_by_machine``: CPU model, capability level, architecture, torch build."""
     m = machine()
+    from orchestrator.hardware import cpu_model
+
     return f"{cpu_model()} | {m['cpu_capability']} | {m['machine']} | torch {m['torch']}"
 
 

@@ -104,6 +104,20 @@ def check_stages(stages: Sequence[Stage], where=None) -> None:
             raise ConfigError(f"stage '{stage.name}' ({stage.path}): {exc}") from None
 
 
+def wire_stage(stage: Stage, produced: dict[str, str], say: Callable[[str], None] = print) -> None:
+    """Fill each consumed key and warm start the config leaves unset with the version ``produced``
+    holds for its recipe (``{recipe: models:/NAME/VERSION}``), saying each one."""
+    for key, recipe in stage.consumes.items():
+        if not stage.cfg.model.options.get(key) and recipe in produced:
+            stage.cfg.model.options[key] = produced[recipe]
+            say(f"==> {stage.name}: model.{key} = {produced[recipe]}")
+    for network, source in stage.initializes.items():
+        recipe, _, source_network = source.partition("#")
+        if network not in stage.cfg.model.init and recipe in produced:
+            stage.cfg.model.init[network] = f"{produced[recipe]}#{source_network or network}"
+            say(f"==> {stage.name}: model.init.{network} = {stage.cfg.model.init[network]}")
+
+
 def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print,
                  env_file: str | None = None) -> list[StageResult]:
     """Submit the stages one after another, wiring each consumed key and warm start to the version just
@@ -114,15 +128,7 @@ def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: C
     produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this pipeline
     results = []
     for stage in stages:
-        for key, recipe in stage.consumes.items():
-            if not stage.cfg.model.options.get(key) and recipe in produced:
-                stage.cfg.model.options[key] = produced[recipe]
-                say(f"==> {stage.name}: model.{key} = {produced[recipe]}")
-        for network, source in stage.initializes.items():
-            recipe, _, source_network = source.partition("#")
-            if network not in stage.cfg.model.init and recipe in produced:
-                stage.cfg.model.init[network] = f"{produced[recipe]}#{source_network or network}"
-                say(f"==> {stage.name}: model.init.{network} = {stage.cfg.model.init[network]}")
+        wire_stage(stage, produced, say)
         client, job_id = jobs.submit(stage.cfg, env_file=env_file)
         say(f"==> {stage.name}: job {job_id} ({stage.cfg.model.recipe}, {stage.cfg.train.steps} steps)")
         outcome = jobs.wait(client, job_id, on_line)

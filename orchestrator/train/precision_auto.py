@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +39,9 @@ def device_kind(use_gpu: bool) -> str:
 
     if use_gpu and torch.cuda.is_available():
         return f"cuda {torch.cuda.get_device_name(0)} (torch {torch.__version__})"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from orchestrator.hardware import cpu_model
+
+    model = cpu_model()
     threads = torch.get_num_threads()
     return f"cpu {model}, {threads} thread(s) (torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()})"
 
