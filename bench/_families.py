@@ -197,15 +197,48 @@ def stack_and_weights() -> tempfile.TemporaryDirectory:
 def measure_families(arg: str, section: str, measure, settings: dict) -> None:
     """``measure(cfg) -> dict`` for every stage ``--recipe arg`` names, each family's results merged into
     its JSON under ``section`` with ``settings``."""
+    chosen = recipes_named(arg)  # a misspelt name fails before the stack is asked and weights written
     home = stack_and_weights()
     try:
-        for family, wanted in recipes_named(arg).items():
+        for family, wanted in chosen.items():
             with tempfile.TemporaryDirectory() as tmp:
                 manifest = make_family_shards(family, Path(tmp))
                 results = {stage.name: measure(stage.cfg) for stage in wired_stages(family, manifest, 12, wanted)}
             merge_family_result(family, section, results, settings)
     finally:
         home.cleanup()
+
+
+def with_sections(cfg, **sections: dict):
+    """A copy of ``cfg`` with ``<section>.<key>`` replaced, e.g. ``ray={"num_workers": 2}``: one stage's
+    variants (workers, threads) measured against each other."""
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(cfg, section), key, value)
+    return cfg
+
+
+def family_cli(description: str, default_window_s: float, families, demo) -> None:
+    """P2's and P3's command line: ``--recipe`` runs ``families(recipe, window_s, rounds)`` for the named
+    stages; without it ``demo()`` measures seed 000's demo model as the benchmark always did."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--recipe", default="", help="all, FAMILY or FAMILY.STAGE (comma list): one JSON per family; "
+                                                "default: seed 000's demo model only")
+    p.add_argument("--window", type=float, default=default_window_s,
+                   help="seconds of steady-state steps per run with --recipe")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per stage with --recipe")
+    args = p.parse_args()
+    if args.rounds < 1 or args.window <= 0:
+        p.error("--rounds must be >= 1 and --window > 0")
+    if args.recipe:
+        families(args.recipe, args.window, args.rounds)
+    else:
+        demo()
 
 
 def merge_family_result(family: str, section: str, per_stage: dict[str, dict], extra: dict) -> Path:

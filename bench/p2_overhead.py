@@ -22,7 +22,6 @@ stages) is fixed. Results go to ``bench/results/family_<family>.json`` under ``p
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -33,9 +32,9 @@ ROUNDS = 3
 
 def stage_overhead(cfg, rounds: int, window_s: float) -> dict:
     """Ray Train (1 worker, 2 CPUs) vs the bare loop in its own process, and memory per sample."""
-    from _families import BATCH, bare_in_subprocess, calibrated_steps
+    from _families import BATCH, bare_in_subprocess, calibrated_steps, with_sections
 
-    ray_cfg = _with(cfg, ray={"num_workers": 1, "cpus_per_worker": 2})
+    ray_cfg = with_sections(cfg, ray={"num_workers": 1, "cpus_per_worker": 2})
     steps, full = calibrated_steps(ray_cfg, window_s)
     ray_cfg.train.steps = steps
     runs = interleaved({"bare": lambda: bare_in_subprocess(ray_cfg)["steps_per_s"], "ray": lambda: run_ray(ray_cfg)},
@@ -55,16 +54,6 @@ def stage_overhead(cfg, rounds: int, window_s: float) -> dict:
     }
 
 
-def _with(cfg, **sections):
-    import copy
-
-    cfg = copy.deepcopy(cfg)
-    for section, values in sections.items():
-        for key, value in values.items():
-            setattr(getattr(cfg, section), key, value)
-    return cfg
-
-
 def main_families(arg: str, window_s: float, rounds: int) -> None:
     from _families import measure_families
 
@@ -76,16 +65,9 @@ def main_families(arg: str, window_s: float, rounds: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipe", default="", help="all, FAMILY or FAMILY.STAGE (comma list): per-family results; "
-                                                "default: seed 000's demo model only (p2_overhead.json)")
-    p.add_argument("--window", type=float, default=30.0, help="seconds of steady-state steps per run with --recipe")
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per stage with --recipe")
-    args = p.parse_args()
-    if args.recipe:
-        main_families(args.recipe, args.window, args.rounds)
-    else:
-        main_demo()
+    from _families import family_cli
+
+    family_cli(__doc__.split("\n")[0], 30.0, main_families, main_demo)
 
 
 def main_demo() -> None:

@@ -13,8 +13,6 @@ under ``p3``.
 
 from __future__ import annotations
 
-import argparse
-import copy
 import tempfile
 from pathlib import Path
 
@@ -32,15 +30,13 @@ def samples_per_s(manifest: str, workers: int, threads: int) -> float:
 
 
 def stage_scaling(cfg, rounds: int, window_s: float) -> dict:
-    from _families import calibrated_steps
+    from _families import calibrated_steps, with_sections
 
-    one_thread = copy.deepcopy(cfg)
-    one_thread.ray.cpus_per_worker, one_thread.ray.threads_per_worker = 1, 1
+    one_thread = with_sections(cfg, ray={"cpus_per_worker": 1, "threads_per_worker": 1})
     one_thread.train.steps, _ = calibrated_steps(one_thread, window_s, lo=20, hi=150)
 
     def samples_per_s_of(workers: int) -> float:
-        run = copy.deepcopy(one_thread)
-        run.ray.num_workers = workers
+        run = with_sections(one_thread, ray={"num_workers": workers})
         return run_ray(run) * run.data.batch_size * workers
 
     runs = interleaved({"1_worker_1_thread": lambda: samples_per_s_of(1),
@@ -63,16 +59,9 @@ def main_families(arg: str, window_s: float, rounds: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--recipe", default="", help="all, FAMILY or FAMILY.STAGE (comma list): per-family results; "
-                                                "default: seed 000's demo model only (p3_scaling.json)")
-    p.add_argument("--window", type=float, default=20.0, help="seconds of steady-state steps per 1-worker run")
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds per stage with --recipe")
-    args = p.parse_args()
-    if args.recipe:
-        main_families(args.recipe, args.window, args.rounds)
-    else:
-        main_demo()
+    from _families import family_cli
+
+    family_cli(__doc__.split("\n")[0], 20.0, main_families, main_demo)
 
 
 def main_demo() -> None:

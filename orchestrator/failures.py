@@ -24,6 +24,7 @@ EXIT_STORAGE = 5  # object storage: endpoint unreachable, credentials, server er
 EXIT_CLUSTER = 6  # no Ray cluster, the local stack, a node
 EXIT_MODEL = 7  # a model, checkpoint or weights file that cannot be used
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141  # the reader of stdout left (128 + SIGPIPE, what a shell reports for `yes | head`)
 
 #: Prefix of the line a job prints for a known failure; `vton submit` reads it back.
 FAILURE_PREFIX = "VTON_FAILURE "

@@ -119,3 +119,16 @@ def test_long_steps_show_progress_as_lines_in_a_log(tmp_path):
     assert verify.returncode == 0, verify.stderr
     lines = [line for line in verify.stderr.splitlines() if line.startswith("verify: ")]
     assert len(lines) >= 10 and lines[-1].startswith("verify: 100% 18/18 shards") and "\r" not in verify.stderr, lines
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`vton stack status | head -1`: the reader leaves before the output is written; no traceback."""
+    program = ("import os, sys\n"
+               "read_end, write_end = os.pipe()\n"
+               "os.close(read_end)\n"
+               "os.dup2(write_end, 1)\n"
+               "from orchestrator.cli import main\n"
+               "sys.exit(main(['stack', 'status']))\n")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 141, out.stderr
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr

@@ -10,12 +10,13 @@ nothing prints a traceback for them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from orchestrator.cli import config, doctor, evaluation, models, registry, shard, stack, training, tune
 from orchestrator.cli.common import EXIT_USAGE, UserError
-from orchestrator.failures import EXIT_INTERRUPTED, classify
+from orchestrator.failures import EXIT_CLOSED_PIPE, EXIT_INTERRUPTED, classify
 
 #: One module per command group, in the order `vton --help` lists them.
 COMMAND_GROUPS = (stack, config, shard, models, training, doctor, evaluation, registry, tune)
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vton", description="Train virtual try-on GANs at cluster scale.",
         epilog="exit status: 0 success, 1 failed (see its log), 2 bad usage or config, 3 promotion rejected, "
                "4 bad data (manifest, sample, image), 5 object storage (endpoint, credentials), "
-               "6 cluster or local stack, 7 model, checkpoint or weights, 130 interrupted")
+               "6 cluster or local stack, 7 model, checkpoint or weights, 130 interrupted, 141 output pipe closed by its reader")
     parser.add_argument("--version", action=_VersionAction, help="print the version and the commit, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
@@ -71,7 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's own flush at exit
+        return code
+    except BrokenPipeError:
+        # The reader left (`vton stack status | head -1`): stop quietly, as `ls | head` does. stdout goes
+        # to /dev/null so the interpreter's final flush of what is still buffered cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     except (UserError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
