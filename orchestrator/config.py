@@ -107,6 +107,12 @@ class TrainConfig:
     schedule: Any = None  # constant | plateau | linear_decay(KEEP, DECAY), or per network
     grad_accum: int = 1  # micro-batches per optimizer step
     d_steps_per_g: int = 1
+    # pix2pixHD's order: within a micro-batch the generator phases run first and the discriminator
+    # phases judge the fakes they generated (detached) instead of generating them again without a
+    # graph: one generator forward less per micro-batch (the whole chain, for a joint stage). Off by
+    # default: SPADE/VITON-HD regenerate, and a generator with batch norm, dropout or spectral norm
+    # advances its statistics once instead of twice, so results differ from the default order.
+    reuse_fakes: bool = False
     grad_clip: float = 0.0  # max grad norm; 0 disables clipping
     ema_decay: float = 0.0  # EMA of G; 0 disables it
     lr_plateau_patience: int = 5  # ReduceLROnPlateau on the validation loss; 0 disables it

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence, Union
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar, Union
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from torch import nn
 from vton_models.representation.base import Representation
 
 Tensor = torch.Tensor
+Generated = TypeVar("Generated")
 
 ROLES = ("generator", "discriminator")
 OPTIMIZERS = ("adam", "adamw")
@@ -172,6 +173,10 @@ class Recipe(ABC):
     #: recipe draws at random while training comes from ``training_generator``, so a resumed run
     #: draws exactly what the uninterrupted one drew, whatever else consumed torch's global RNG.
     training_seed: int | None = None
+    #: ``train.reuse_fakes``, set by the trainer: the generator phases run first and what they keep
+    #: (``keep_for_discriminator``) is what the discriminator phase of the same micro-batch judges.
+    reuse_fakes: bool = False
+    _kept: tuple[int, Any] | None = None
 
     def __init__(self, context: RecipeContext) -> None:
         unknown = set(context.loss_weights) - set(self.default_loss_weights)
@@ -208,6 +213,24 @@ class Recipe(ABC):
         if self.training_seed is None:
             return None
         return torch.Generator().manual_seed(self.training_seed)
+
+    def keep_for_discriminator(self, generated: Generated) -> Generated:
+        """A generator phase's fakes (a tensor or a tuple / dict of them), kept detached for the
+        discriminator phase of this micro-batch when the trainer shares them (``train.reuse_fakes``);
+        returned unchanged, so the call wraps the expression that generated them."""
+        if self.reuse_fakes and self.training_seed is not None:
+            self._kept = (self.training_seed, _detached(generated))
+        return generated
+
+    def fakes_for_discriminator(self, generate: Callable[[], Generated]) -> Generated:
+        """What the generator phase of this micro-batch kept, or else ``generate()`` without a graph
+        (the default order, a discriminator round without a generator phase, evaluation). Must be
+        given what the generator phase passes to ``keep_for_discriminator``."""
+        kept, self._kept = self._kept, None  # used once: a later micro-batch never sees it
+        if kept is not None and self.training_seed is not None and kept[0] == self.training_seed:
+            return kept[1]
+        with torch.no_grad():
+            return generate()
 
     def checked_fields(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``batch_fields`` taken from a batch, each checked to be (B, channels, H, W); a missing or
@@ -315,3 +338,14 @@ class Recipe(ABC):
     def generator_names(self) -> list[str]:
         """The generator-role networks, in declaration order: what ``generate`` runs."""
         return [s.name for s in self.networks if s.role == "generator"]
+
+
+def _detached(value: Any) -> Any:
+    """``value`` with every tensor in it (nested tuples, lists, dicts) detached from its graph."""
+    if isinstance(value, Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {key: _detached(item) for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_detached(item) for item in value)
+    return value

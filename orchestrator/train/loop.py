@@ -115,9 +115,11 @@ class GanLoop:
         configure_cudnn(cfg.train.cudnn_benchmark, ctx.device, announce=ctx.rank == 0)
         self.recipe = build_recipe_from_config(cfg)
         refuse_inference_only(self.recipe)
+        self.recipe.reuse_fakes = cfg.train.reuse_fakes
         # Frozen earlier stages from the registry, if any, in the memory format the run trains in.
         attach_consumed_stages(self.recipe, prepare=self._memory_format)
         self.roles = {spec.name: spec.role for spec in self.recipe.networks}
+        self.phases = self._phase_order(self.recipe.phases, cfg.train.reuse_fakes)
         self.optimizers = resolve_optimizers(cfg, self.recipe)
         nets = self.recipe.build_networks()
         load_initial_weights(nets, cfg.model.init)  # trainable warm start; a checkpoint resume overrides it
@@ -239,9 +241,18 @@ class GanLoop:
 
     # ------------------------------------------------------------------------- step
 
+    def _only_discriminators(self, phase: Phase) -> bool:
+        return all(self.roles[n] == "discriminator" for n in phase.networks)
+
+    def _phase_order(self, phases: tuple[Phase, ...], reuse_fakes: bool) -> list[Phase]:
+        """The declared order, or under ``train.reuse_fakes`` the phases that step a generator first
+        (each order kept), so a discriminator phase can judge the fakes they generated."""
+        if not reuse_fakes:
+            return list(phases)
+        return sorted(phases, key=self._only_discriminators)  # stable: False (generators) first
+
     def _rounds(self, phase: Phase) -> int:
-        only_discriminators = all(self.roles[n] == "discriminator" for n in phase.networks)
-        return self.cfg.train.d_steps_per_g if only_discriminators else 1
+        return self.cfg.train.d_steps_per_g if self._only_discriminators(phase) else 1
 
     def _micro_step(self, phase: Phase, x: dict[str, torch.Tensor], first: bool, boundary: bool,
                     sums: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -270,7 +281,7 @@ class GanLoop:
 
     def _optimizer_step(self, batches: Iterator[dict]) -> tuple[dict, torch.Tensor | None, float]:
         cfg, step = self.cfg, self.position.step
-        phases = [p for p in self.recipe.phases if step % p.every == 0]
+        phases = [p for p in self.phases if step % p.every == 0]
         rounds = {p.name: self._rounds(p) for p in phases}
         total_rounds = max(rounds.values(), default=1)
         data_wait = 0.0
@@ -379,7 +390,7 @@ class GanLoop:
         if ctx.rank == 0:
             print(f"[vton] phase: training, step {self.position.step} of {cfg.train.steps}", flush=True)
         samples_per_step = cfg.data.batch_size * cfg.train.grad_accum * ctx.world_size * max(
-            (self._rounds(p) for p in self.recipe.phases), default=1)
+            (self._rounds(p) for p in self.phases), default=1)
         steps_run, metrics, val_after = 0, {}, None
         status = "FAILED"
         steady_since: float | None = None  # throughput excludes the first steps (allocator, threads warm-up)

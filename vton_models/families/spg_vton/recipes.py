@@ -186,8 +186,7 @@ class SPGSemanticRecipe(TargetParseStage, _SPGRecipe):
         return G(x["sem_condition"]).float()
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            fake = torch.softmax(self.logits(nets["G"], inputs), 1)
+        fake = self.fakes_for_discriminator(lambda: torch.softmax(self.logits(nets["G"], inputs), 1))
         return self.discriminator_terms(nets["D"], fake, inputs)
 
     def discriminator_terms(self, D: nn.Module, fake: Tensor, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -208,6 +207,7 @@ class SPGSemanticRecipe(TargetParseStage, _SPGRecipe):
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         logits = self.logits(nets["G"], inputs)
+        self.keep_for_discriminator(torch.softmax(logits, 1))  # generator_terms' soft parse, as D's phase makes it
         return self.generator_terms(nets.get("D"), logits, inputs), palette_image(logits.detach())
 
     def sample_panels(self, inputs: Mapping[str, Tensor], generated: Tensor) -> dict[str, Tensor]:
@@ -357,8 +357,7 @@ class SPGTryOnRecipe(_SPGRecipe):
         return terms
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            y = self._training_forward(nets, inputs)
+        y = self.fakes_for_discriminator(lambda: self._training_forward(nets, inputs))
         return self.discriminator_terms(nets, y, inputs, inputs["soft_parse"])
 
     # ------------------------------------------------------------------------- generators
@@ -396,7 +395,7 @@ class SPGTryOnRecipe(_SPGRecipe):
         return crop_boxes(tryon, fake_box, ID_CROP), crop_boxes(x["person"], real_box, ID_CROP)
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        y = self._training_forward(nets, inputs)
+        y = self.keep_for_discriminator(self._training_forward(nets, inputs))
         return self.generator_terms(nets, y, inputs, inputs["soft_parse"]), y["tryon"].detach()
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
@@ -468,13 +467,12 @@ class SPGJointRecipe(_SPGRecipe):
         return logits, parse, self.tryon.synthesize(nets, x, parse, self.tryon.eraser(self) if training else None)
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            _, parse, y = self.forward(nets, inputs)
+        _, parse, y = self.fakes_for_discriminator(lambda: self.forward(nets, inputs))
         terms = {self._D1_TERMS[k]: v for k, v in self.sem.discriminator_terms(nets["D1"], parse, inputs).items()}
         return {**terms, **self.tryon.discriminator_terms(nets, y, inputs, parse)}
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        logits, parse, y = self.forward(nets, inputs)
+        logits, parse, y = self.keep_for_discriminator(self.forward(nets, inputs))
         terms = self.sem.generator_terms(nets.get("D1"), logits, inputs)
         return {**terms, **self.tryon.generator_terms(nets, y, inputs, parse)}, y["tryon"].detach()
 

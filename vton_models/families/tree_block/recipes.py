@@ -178,15 +178,15 @@ class TreeBlockParseRecipe(TargetParseStage, _TreeBlockRecipe):
         return torch.softmax(self.logits(P, x).float(), 1)
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            fake = self.soft_parse(nets["G"], inputs)
+        fake = self.fakes_for_discriminator(lambda: self.soft_parse(nets["G"], inputs))
         return self.gan.d_terms(nets["D"], fake, inputs["tgt_parse_onehot"], inputs["parse_condition"])
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         logits = self.logits(nets["G"], inputs).float()
+        fake = self.keep_for_discriminator(torch.softmax(logits, 1))  # soft_parse's
         terms = {"ce": F.cross_entropy(logits, inputs["parse"])}
         if "D" in nets and self.loss_weights["adv"] != 0:
-            terms["adv"], _ = self.gan.g_terms(nets["D"], torch.softmax(logits, 1), inputs["parse_condition"])
+            terms["adv"], _ = self.gan.g_terms(nets["D"], fake, inputs["parse_condition"])
         return terms, palette_image(logits.detach())
 
 
@@ -319,8 +319,7 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
         return inputs["warped"] * mask + rendered * (1 - mask), rendered, mask
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            fake = self.render(nets["G"], inputs)[0]
+        fake = self.fakes_for_discriminator(lambda: self.render(nets["G"], inputs)[0])
         return self.gan.d_terms(nets["D"], fake, inputs["person"], inputs["src_person"])
 
     def appearance_terms(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor],
@@ -339,7 +338,7 @@ class TreeBlockAppearanceRecipe(_TreeBlockRecipe):
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         tryon, _, mask = self.render(nets["G"], inputs)
-        return self.appearance_terms(nets, inputs, tryon, mask), tryon.detach()
+        return self.appearance_terms(nets, inputs, self.keep_for_discriminator(tryon), mask), tryon.detach()
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
         return self.render(nets["G"], inputs)[0]
@@ -427,12 +426,12 @@ class TreeBlockFaceRecipe(_TreeBlockRecipe):
         return x
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            face = self.refine(nets["G"], inputs)[1]
+        face = self.fakes_for_discriminator(lambda: self.refine(nets["G"], inputs)[1])
         return self.gan.d_terms(nets["D"], face, inputs["real_face"], inputs["src_face"])
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         refined, face = self.refine(nets["G"], inputs)
+        self.keep_for_discriminator(face)
         terms = {"face_pixel": smooth_l1_loss(face, inputs["real_face"]), "refine": smooth_l1_loss(refined, inputs["person"])}
         if self.loss_weights["face_feat"]:
             terms["face_feat"], _ = self.vgg(face, inputs["real_face"], style=False)  # the face stage has no style term
@@ -506,13 +505,12 @@ class TreeBlockJointRecipe(_TreeBlockRecipe):
         return y, tryon, mask
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        with torch.no_grad():
-            fake = self.forward(nets, inputs)[1]
+        fake = self.fakes_for_discriminator(lambda: self.forward(nets, inputs)[1])
         return self.app_recipe.gan.d_terms(nets["D"], fake, inputs["person"], inputs["src_person"])
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         y, tryon, mask = self.forward(nets, inputs)
-        terms = self.app_recipe.appearance_terms(nets, y, tryon, mask)
+        terms = self.app_recipe.appearance_terms(nets, y, self.keep_for_discriminator(tryon), mask)
         if self.loss_weights["ce"]:
             terms["ce"] = F.cross_entropy(y["parse_logits"], inputs["parse"])
         if self.loss_weights["warp_l1"]:

@@ -218,8 +218,7 @@ class UnetSARecipe(Recipe):
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         G, D = nets["G"], nets["D"]
         real, condition = inputs["person"], inputs["condition"]
-        with torch.no_grad():
-            fake = G(inputs["g_input"]).detach()
+        fake = self.fakes_for_discriminator(lambda: G(inputs["g_input"]))
         terms = self.gan.d_terms(D, fake, real, condition)
         if self.loss_weights["gp"] != 0:
             terms["gp"] = gradient_penalty(D, real, fake, condition)
@@ -230,7 +229,7 @@ class UnetSARecipe(Recipe):
     ) -> tuple[dict[str, Tensor], Tensor]:
         G, D = nets["G"], nets["D"]
         real, condition = inputs["person"], inputs["condition"]
-        fake = G(inputs["g_input"])
+        fake = self.keep_for_discriminator(G(inputs["g_input"]))
         adv, fm = self.gan.g_terms(D, fake, condition, real if self.loss_weights["fm"] != 0 else None)
         terms: dict[str, Tensor] = {"adv": adv}
         if fm is not None:

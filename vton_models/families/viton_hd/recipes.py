@@ -140,16 +140,16 @@ class VitonHDSegRecipe(_VitonHDRecipe):
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         cond = inputs["seg_input"]
-        with torch.no_grad():
-            fake = nets["G"](cond).detach()
+        fake = self.fakes_for_discriminator(lambda: nets["G"](cond))
         return self.gan.d_terms(nets["D"], fake, inputs["parse_target"], cond)
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         cond = inputs["seg_input"]
         logits = nets["G"](cond, return_logits=True)
+        fake = self.keep_for_discriminator(torch.sigmoid(logits))  # what G(cond) returns
         terms = {"ce": F.cross_entropy(logits.float(), inputs["parse_labels"])}
         if "D" in nets and self.loss_weights["adv"] != 0:
-            terms["adv"], _ = self.gan.g_terms(nets["D"], torch.sigmoid(logits), cond)
+            terms["adv"], _ = self.gan.g_terms(nets["D"], fake, cond)
         return terms, parse_to_image(logits.detach())
 
     def generate(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> Tensor:
@@ -321,8 +321,7 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
 
     def d_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         real, cond = inputs["person"], inputs["seg"]
-        with torch.no_grad():
-            fake = self._generate(nets["G"], inputs).detach()
+        fake = self.fakes_for_discriminator(lambda: self._generate(nets["G"], inputs))
         terms = self.gan.d_terms(nets["D"], fake, real, cond)
         if self.loss_weights["gp"] != 0:
             terms["gp"] = gradient_penalty(nets["D"], real, fake, cond)
@@ -330,7 +329,7 @@ class VitonHDAliasRecipe(_VitonHDRecipe):
 
     def g_losses(self, nets: Mapping[str, nn.Module], inputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         real, cond = inputs["person"], inputs["seg"]
-        fake = self._generate(nets["G"], inputs)
+        fake = self.keep_for_discriminator(self._generate(nets["G"], inputs))
         adv, fm = self.gan.g_terms(nets["D"], fake, cond, real if self.loss_weights["fm"] != 0 else None)
         terms: dict[str, Tensor] = {"adv": adv, "l1": l1_loss(fake, real)}
         if fm is not None:
