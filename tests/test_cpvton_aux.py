@@ -11,6 +11,7 @@ import torch
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import ConfigError, load_config
 from plugins.data import local_shards, shard_to_s3
+from plugins.stack import pipeline_with_one_ray_job
 
 SIZE = "data.image_size=64x64"  # TOM's six downsamplings need multiples of 64
 
@@ -157,14 +158,13 @@ def viton_s3(stack, viton_shards) -> str:
     return shard_to_s3(viton_shards / "data", "viton", stack.bucket, "cpvton")
 
 
-def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registered(viton_s3, tmp_path, capsys):
+def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registered(viton_s3, tmp_path):
+    """TOM trains in this process on the GMM version the Ray job registered (tests/plugins/stack.py)."""
     import shutil
     import uuid
 
     from mlflow import MlflowClient
     from mlflow.models import get_model_info
-
-    from orchestrator.cli import main
 
     stages = tmp_path / "cpvton_aux"
     stages.mkdir()
@@ -180,10 +180,9 @@ def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registe
         "tom:checkpoint.every_n_steps=2", "tom:loss.weights.vgg=0",
         *(f"{s}:{k}" for s in ("gmm", "tom") for k in (f"name=cp-{s}-{tag}", f"tracking.model_name=vton-test-cp-{s}-{tag}")),
     ]
-    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
+    results, _, said = pipeline_with_one_ray_job(stages, overrides, ray_stage="gmm")
     gmm_uri = f"models:/vton-test-cp-gmm-{tag}/1"
-    assert "pipeline: gmm (cpvton_aux.gmm) -> tom (cpvton_aux.tom)" in out and f"==> tom: model.gmm = {gmm_uri}" in out
+    assert [r.stage for r in results] == ["gmm", "tom"] and f"==> tom: model.gmm = {gmm_uri}" in said
     tom_info = get_model_info(f"models:/vton-test-cp-tom-{tag}/1")
     assert tom_info.metadata["vton_config"]["model"]["gmm"] == gmm_uri  # TOM names the GMM it rendered on
     history = MlflowClient().get_metric_history(get_model_info(gmm_uri).run_id, "val/l1")

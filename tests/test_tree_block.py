@@ -12,6 +12,7 @@ import torch
 import vton_models  # noqa: F401  - first, so torchvision imports on CPU-only torch
 from orchestrator.config import load_config
 from plugins.data import multipose_tryon, shard_to_s3
+from plugins.stack import pipeline_with_one_ray_job
 from plugins.weights import torch_home  # noqa: F401
 
 SIZE = "data.image_size=64x64"  # the parse U-Net's six downsamplings need multiples of 64
@@ -230,8 +231,10 @@ def mpv_s3(stack, mpv_shards) -> str:
     return shard_to_s3(mpv_shards / "data", "mpv_triplets", stack.bucket, "tree_block")
 
 
-def test_pipeline_runs_the_five_stages_as_ray_jobs_each_wired_to_the_versions_before_it(mpv_s3, mpv_shards, tmp_path,
-                                                                                        metric_torch_home, capsys):
+def test_pipeline_runs_the_five_stages_each_wired_to_the_versions_before_it_the_gmm_as_a_ray_job(
+        mpv_s3, mpv_shards, tmp_path, metric_torch_home, capsys):
+    """The pipeline's ordering and wiring over all five stages; the GMM stage learns as a Ray job
+    (bf16, accumulation 2), the others train in this process (tests/plugins/stack.py)."""
     import json
     import shutil
     import uuid
@@ -253,13 +256,13 @@ def test_pipeline_runs_the_five_stages_as_ray_jobs_each_wired_to_the_versions_be
         *(f"{s}:{o}" for s in ("parse", "app", "face", "joint") for o in small), "gmm:model.ngf=8",
         *(f"{s}:model.n_blocks=1" for s in ("app", "face", "joint")), "face:model.face_size=48",
         *(f"{s}:loss.weights.{t}=0" for s in ("app", "joint") for t in ("feat", "style")), "face:loss.weights.face_feat=0",
-        # one stage shows learning through Ray Train, with bf16 and accumulation:
+        # the Ray job shows learning through Ray Train, with bf16 and accumulation:
         "gmm:train.steps=16", "gmm:train.eval_every=16", "gmm:checkpoint.every_n_steps=16", "gmm:train.grad_accum=2",
         *(f"{s}:{k}" for s in ("parse", "gmm", "app", "face", "joint")
           for k in (f"name=tb-{s}-{tag}", f"tracking.model_name=vton-test-tb-{s}-{tag}")),
     ]
-    assert main(["pipeline", str(stages), *overrides]) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
+    _, _, said = pipeline_with_one_ray_job(stages, overrides, ray_stage="gmm")
+    out = "\n".join(said)
     uri = {s: f"models:/vton-test-tb-{s}-{tag}/1" for s in ("parse", "gmm", "app", "face", "joint")}
     assert f"==> app: model.parse = {uri['parse']}" in out and f"==> app: model.gmm = {uri['gmm']}" in out
     assert f"==> face: model.app = {uri['app']}" in out and f"==> joint: model.face = {uri['face']}" in out

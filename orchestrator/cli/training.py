@@ -109,13 +109,14 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     apply_stack_env()
     import vton_models  # noqa: F401
     from orchestrator.jobs import submit as jobs
-    from orchestrator.jobs.pipeline import check_stages, load_stages, register_pipeline_chain, run_pipeline
+    from orchestrator.jobs.pipeline import (check_stages, load_stages, ray_job_runner, register_pipeline_chain,
+                                            run_pipeline)
 
     stages = load_stages(args.directory, args.overrides)
     check_stages(stages)  # GPUs are the cluster's: each job's entrypoint checks them where it runs
     print("pipeline: " + " -> ".join(f"{s.name} ({s.cfg.model.recipe})" for s in stages))
     try:
-        results = run_pipeline(stages, jobs.progress_printer(args.verbose), env_file=args.env_file)
+        results = run_pipeline(stages, ray_job_runner(jobs.progress_printer(args.verbose), env_file=args.env_file))
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

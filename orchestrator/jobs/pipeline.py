@@ -118,17 +118,17 @@ def wire_stage(stage: Stage, produced: dict[str, str], say: Callable[[str], None
             say(f"==> {stage.name}: model.init.{network} = {stage.cfg.model.init[network]}")
 
 
-def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: Callable[[str], None] = print,
-                 env_file: str | None = None) -> list[StageResult]:
-    """Submit the stages one after another, wiring each consumed key and warm start to the version just
-    registered."""
-    from orchestrator.jobs import submit as jobs
-    from orchestrator.registry.tracking import registered_model_name
+#: How one stage runs: its (wired) config in, an id to name it by and the trainer's result out
+#: (``steps``, ``model_version``, ``mlflow_run_id``, ``val_after``), or an exception.
+StageRunner = Callable[[Stage], tuple[str, dict]]
 
-    produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this pipeline
-    results = []
-    for stage in stages:
-        wire_stage(stage, produced, say)
+
+def ray_job_runner(on_line: Callable[[str], None], say: Callable[[str], None] = print,
+                   env_file: str | None = None) -> StageRunner:
+    """Each stage a Ray job on the cluster, its lines to ``on_line``: what `vton pipeline` runs."""
+    from orchestrator.jobs import submit as jobs
+
+    def run(stage: Stage) -> tuple[str, dict]:
         client, job_id = jobs.submit(stage.cfg, env_file=env_file)
         say(f"==> {stage.name}: job {job_id} ({stage.cfg.model.recipe}, {stage.cfg.train.steps} steps)")
         outcome = jobs.wait(client, job_id, on_line)
@@ -136,7 +136,24 @@ def run_pipeline(stages: Sequence[Stage], on_line: Callable[[str], None], say: C
             tail = "\n".join(outcome.logs.splitlines()[-30:])
             raise RuntimeError(f"stage '{stage.name}' (job {job_id}) ended {outcome.status}; later stages were not "
                                f"submitted. Last log lines:\n{tail}")
-        result = outcome.result
+        return job_id, outcome.result
+
+    return run
+
+
+def run_pipeline(stages: Sequence[Stage], run_stage: StageRunner, say: Callable[[str], None] = print
+                 ) -> list[StageResult]:
+    """Run the stages one after another (``run_stage``: a Ray job each for `vton pipeline`), wiring
+    each consumed key and warm start to the version just registered. The runner is a parameter
+    because the wiring, not the way a stage trains, is what makes a pipeline: the tests run most
+    stages in this process and one per family as a Ray job."""
+    from orchestrator.registry.tracking import registered_model_name
+
+    produced: dict[str, str] = {}  # recipe -> models:/NAME/VERSION registered by this pipeline
+    results = []
+    for stage in stages:
+        wire_stage(stage, produced, say)
+        job_id, result = run_stage(stage)
         uri = None
         if result.get("model_version"):
             uri = f"models:/{registered_model_name(stage.cfg)}/{result['model_version']}"

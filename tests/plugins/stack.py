@@ -71,3 +71,33 @@ def stack():
 def s3_prefix(stack) -> str:
     """A fresh ``s3://bucket/tests/<id>`` prefix on the real S3 server, for one test."""
     return f"s3://{stack.bucket}/tests/{uuid.uuid4().hex[:12]}"
+
+
+def pipeline_with_one_ray_job(directory, overrides, ray_stage: str) -> tuple[list, str | None, list[str]]:
+    """`vton pipeline DIRECTORY OVERRIDES` as the CLI runs it (same ordering, preflight, wiring and
+    chain registration), with ``ray_stage`` a real Ray job on the stack and every other stage
+    trained and registered in this process: a Ray job costs ~50 s of start-up on 2 cores, and the
+    suite runs one per family. Returns the stage results, the chain's URI and every line said."""
+    from orchestrator.jobs import submit as jobs
+    from orchestrator.jobs.pipeline import (check_stages, load_stages, ray_job_runner, register_pipeline_chain,
+                                            run_pipeline)
+    from orchestrator.jobs.preflight import preflight
+    from orchestrator.train.loop import GanLoop, WorkerContext
+
+    said: list[str] = []
+    on_ray = ray_job_runner(jobs.progress_printer(False), say=said.append)
+
+    def run(stage) -> tuple[str, dict]:
+        if stage.name == ray_stage:
+            return on_ray(stage)
+        preflight(stage.cfg, where=0)  # what the job's entrypoint checks and pins before its workers
+        result = GanLoop(stage.cfg, WorkerContext()).run()
+        return f"in-process-{stage.name}", {"steps": result.steps_run, "model_version": result.model_version,
+                                            "mlflow_run_id": result.mlflow_run_id, "val_after": result.val_after}
+
+    stages = load_stages(directory, overrides)
+    check_stages(stages)
+    assert ray_stage in {s.name for s in stages}, ray_stage
+    results = run_pipeline(stages, run, say=said.append)
+    chain = register_pipeline_chain(stages, results, say=said.append)
+    return results, chain, said
