@@ -181,12 +181,22 @@ def _train_and_score(root: Path, variant: str, steps: int) -> tuple[float, float
     return before["transfer_score"], after["transfer_score"]
 
 
-def test_the_garment_aware_generator_learns_to_put_the_new_garment_on_and_the_papers_cannot(shards):
-    aware_before, aware = _train_and_score(shards, "cloth_and_mask", STEPS)
-    _, paper = _train_and_score(shards, "none", STEPS)
-    print(f"transfer score after {STEPS} steps: cloth_and_mask {aware_before:.2f} -> {aware:.2f}, none {paper:.2f}")
-    # On 23 judged people: 0.87 against 0.52 here (0.70-0.78 after 200 steps); the demo reaches 0.96.
-    assert aware >= paper + 0.2 and aware > aware_before, (aware_before, aware, paper)
+def test_the_garment_aware_generator_learns_to_put_the_new_garment_on_and_the_papers_cannot(shards, samples):
+    before, aware = _train_and_score(shards, "cloth_and_mask", STEPS)
+    print(f"transfer score after {STEPS} steps: cloth_and_mask {before:.2f} -> {aware:.2f}")
+    # 0.87 on 23 judged people here (0.70-0.78 after 200 steps); the demo reaches 0.96. The paper's G
+    # trained as long scored 0.52: re-rendering the worn garment matches the new one's colour by chance.
+    assert aware >= 0.7 and aware >= before + 0.2, (before, aware)
+    # ... and why the paper's cannot, whatever it learns: the garment is not in its input, so another
+    # garment gives the same picture (a measured 300-step run of it cost as much as the one above).
+    paper = _recipe("none")
+    generators = {name: net.eval() for name, net in paper.build_networks().items() if name == "G"}
+    batch = _batch(samples[:2])
+    other = {**batch, "cloth": batch["cloth"].flip(0), "cloth_mask": batch["cloth_mask"].flip(0)}
+    assert not torch.equal(other["cloth"], batch["cloth"])
+    with torch.no_grad():
+        same = [paper.generate(generators, paper.inputs(b)) for b in (batch, other)]
+    torch.testing.assert_close(same[0], same[1], rtol=0, atol=0)
 
 
-STEPS = 300  # three quarters of the demo's steps at half its batch: about 75 s per variant on 2 cores
+STEPS = 300  # three quarters of the demo's steps at half its batch: 75-140 s on 2 cores
