@@ -294,6 +294,15 @@ def test_override_file_is_deep_merged_per_network(shards, tmp_path):
     on_gpu = deepspeed_config(cfg, "G", settings["G"], on_gpu=True)["optimizer"]["params"]
     assert on_gpu["torch_adam"] is True and on_gpu["fused"] is True  # torch's fused CUDA Adam: no JIT build
     assert "fused" not in g["optimizer"]["params"]
+    # ZeRO's buckets hold at most the network (DeepSpeed's default is 5e8 elements whatever its size),
+    # rounded up to ZeRO's alignment; a network past the default keeps it; an override file wins.
+    sized = deepspeed_config(cfg, "G", settings["G"], on_gpu=False, parameters=1000)["zero_optimization"]
+    assert sized["reduce_bucket_size"] == sized["allgather_bucket_size"] == 1024
+    huge = deepspeed_config(cfg, "G", settings["G"], on_gpu=False, parameters=10**9)["zero_optimization"]
+    assert "reduce_bucket_size" not in huge
+    override.write_text('{"zero_optimization": {"reduce_bucket_size": 4096}}')
+    assert deepspeed_config(cfg, "G", settings["G"], on_gpu=False, parameters=1000)["zero_optimization"] == {
+        "stage": 0, "reduce_bucket_size": 4096, "allgather_bucket_size": 1024}
 
 
 def test_the_cpu_comm_op_is_built_at_install_and_only_loaded_by_jobs(tmp_path):

@@ -75,8 +75,12 @@ DEEPSPEED_DIR = "deepspeed"
 TAG = "state"
 
 
+#: DeepSpeed's own reduce/allgather bucket size (elements) when a config names none.
+DEEPSPEED_DEFAULT_BUCKET = 500_000_000
+
+
 def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu: bool,
-                     networks: tuple[str, ...] = ("G", "D")) -> dict[str, Any]:
+                     networks: tuple[str, ...] = ("G", "D"), parameters: int | None = None) -> dict[str, Any]:
     """The DeepSpeed JSON for network ``name``, generated from OUR config (+ the optional override file).
 
     Why each entry: ``adam_w_mode`` and ``weight_decay`` from the network's resolved optimizer make
@@ -85,7 +89,10 @@ def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu
     DeepSpeed's FusedAdam (which needs an nvcc matching torch's CUDA in the image), and on GPUs
     ``fused`` picks torch's single-kernel CUDA implementation instead;
     ``train_micro_batch_size_per_gpu``/``gradient_accumulation_steps`` mirror
-    ``data.batch_size``/``train.grad_accum`` so DeepSpeed's batch arithmetic matches ours.
+    ``data.batch_size``/``train.grad_accum`` so DeepSpeed's batch arithmetic matches ours;
+    the reduce and allgather buckets hold at most the network's ``parameters``: ZeRO 1/2 allocate a
+    reduce bucket of DeepSpeed's default 5e8 elements (2 GB in fp32) per engine at every micro-step
+    whatever the network's size, which cost a 0.3M-parameter GAN ~1.5 s of its ~2 s step on CPU.
     """
     optimizer_params: dict[str, Any] = {
         "lr": settings.lr, "betas": list(settings.betas), "eps": 1e-8,
@@ -99,7 +106,7 @@ def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu
         "gradient_accumulation_steps": cfg.train.grad_accum,
         "gradient_clipping": cfg.train.grad_clip,
         "optimizer": {"type": "Adam", "params": optimizer_params},
-        "zero_optimization": {"stage": cfg.strategy.zero_stage},
+        "zero_optimization": {"stage": cfg.strategy.zero_stage, **_bucket_sizes(parameters)},
         "steps_per_print": 10**9,  # the loop logs; DeepSpeed's own progress lines are noise
         "wall_clock_breakdown": False,
     }
@@ -118,6 +125,13 @@ def deepspeed_config(cfg: Config, name: str, settings: OptimizerSettings, on_gpu
     if _per_network(override, networks):  # "*" first, then the network's own section wins
         return _deep_merge(_deep_merge(generated, override.get("*", {})), override.get(name, {}))
     return _deep_merge(generated, override)
+
+
+def _bucket_sizes(parameters: int | None) -> dict[str, int]:
+    if not parameters or parameters >= DEEPSPEED_DEFAULT_BUCKET:
+        return {}
+    size = -(-parameters // 64) * 64  # ZeRO wants a multiple of its NCCL start alignment (2)
+    return {"reduce_bucket_size": size, "allgather_bucket_size": size}
 
 
 def _per_network(override: Mapping[str, Any], networks: tuple[str, ...]) -> bool:
@@ -193,7 +207,8 @@ class DeepSpeedStrategy(Strategy):
         for name in self.specs:
             engine, _, _, _ = deepspeed.initialize(
                 model=nets[name].to(device), model_parameters=[p for p in nets[name].parameters()],
-                config=deepspeed_config(cfg, name, optimizers[name], device.type == "cuda", tuple(self.specs)),
+                config=deepspeed_config(cfg, name, optimizers[name], device.type == "cuda", tuple(self.specs),
+                                        parameters=sum(p.numel() for p in nets[name].parameters())),
                 dist_init_required=False,
             )
             self._engines[name] = engine
