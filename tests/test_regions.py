@@ -55,6 +55,23 @@ def test_crop_of_a_pixel_aligned_box_is_exact_and_paste_back_is_its_inverse():
     assert other[0, :, :6].abs().sum() == 0 and other[0, :, :, 20:].abs().sum() == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_crop_samples_what_torchvisions_roi_align_samples(dtype):
+    """The same values as ``roi_align(aligned=True, sampling_ratio=1)`` (its eager Python kernel,
+    not the per-process torch.compile crop_boxes avoids), for boxes inside, across and beyond the
+    image's edges, up- and downsampled."""
+    from torchvision.ops.roi_align import _roi_align
+
+    torch.manual_seed(1)
+    images = torch.rand(4, 3, 40, 32, dtype=dtype)
+    boxes = torch.tensor([[3.3, 5.7, 21.9, 30.2], [-4.0, -6.5, 12.0, 9.0], [20.0, 30.0, 36.5, 45.0],
+                          [0.0, 0.0, 32.0, 40.0]], dtype=dtype)
+    rois = torch.cat([torch.arange(4, dtype=dtype)[:, None], boxes], 1)
+    for size in ((16, 16), (64, 48)):
+        expected = _roi_align.__wrapped__(images, rois, 1.0, size[0], size[1], 1, True)  # eager
+        torch.testing.assert_close(crop_boxes(images, boxes, size), expected)
+
+
 def test_crop_and_paste_are_differentiable_and_local():
     images = torch.rand(1, 3, 40, 32, requires_grad=True)
     boxes = torch.tensor([[8.0, 8.0, 24.0, 24.0]])

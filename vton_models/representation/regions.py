@@ -85,14 +85,26 @@ def face_boxes(region: Tensor, fallback: Tensor, scale: float = 1.2) -> Tensor:
 
 
 def crop_boxes(images: Tensor, boxes: Tensor, size: tuple[int, int] = (64, 64)) -> Tensor:
-    """(B, C, *size): each image's box resampled bilinearly (``roi_align``, differentiable w.r.t.
-    the images; one sampling point per output bin so the crop is a plain bilinear resample)."""
-    from torchvision.ops import roi_align
+    """(B, C, *size): each image's box resampled bilinearly at the centres of a ``size`` grid over
+    it, differentiable w.r.t. the images: the sampling of torchvision's ``roi_align(aligned=True,
+    sampling_ratio=1)`` as its Python kernel computes it (edge pixels repeat outside the image;
+    the boxes of ``face_box`` lie inside it).
 
+    Written with ``grid_sample`` rather than calling ``roi_align``: with a CPU-only torch
+    torchvision's compiled op cannot load, and its Python fallback is ``torch.compile``d at the
+    first call of every process (and again for new shapes), ~18 s each on 2 cores."""
     _check_boxes(images, boxes)
-    rois = torch.cat([torch.arange(len(boxes), device=boxes.device, dtype=boxes.dtype)[:, None], boxes], 1)
-    return roi_align(images, rois.to(images.dtype), output_size=size, spatial_scale=1.0,
-                     sampling_ratio=1, aligned=True)
+    (h, w), (height, width) = size, images.shape[-2:]
+    boxes = boxes.to(images.dtype)
+
+    def centres(lo: Tensor, hi: Tensor, n: int) -> Tensor:  # (B, n) in pixel-index coordinates
+        steps = (torch.arange(n, device=images.device, dtype=images.dtype) + 0.5) / n
+        return lo[:, None] + steps[None] * (hi - lo)[:, None] - 0.5
+
+    ys, xs = centres(boxes[:, 1], boxes[:, 3], h), centres(boxes[:, 0], boxes[:, 2], w)
+    gx, gy = torch.broadcast_tensors(((2 * xs + 1) / width - 1)[:, None, :], ((2 * ys + 1) / height - 1)[:, :, None])
+    return F.grid_sample(images, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def box_mask(boxes: Tensor, size: tuple[int, int], feather: float = 0.0) -> Tensor:
