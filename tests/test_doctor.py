@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cluster import nodes
+from orchestrator.jobs.doctor import DoctorReport
 from plugins.weights import torch_home  # noqa: F401  - session fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def test_doctor_passes_a_healthy_two_node_stack(stack, healthy_node):
         assert rows["mlflow"]["status"] == "ok" and rows["gpu"]["detail"].startswith("CPU node")
     allreduce = [c for c in report["checks"] if c["check"] == "allreduce"]
     assert allreduce and allreduce[0]["status"] == "ok" and "2 worker(s), gloo" in allreduce[0]["detail"]
-    table = _vton("doctor", *CONFIG).stdout
+    table = DoctorReport.from_json(out.stdout).table()  # what `vton doctor` without --json prints of it
     assert "cluster OK" in table and f"vton_node_{healthy_node.index}/" in table
 
 
