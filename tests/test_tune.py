@@ -212,11 +212,11 @@ def _text(output: bytes | str | None) -> str:
 
 
 def _sweep(tmp_path: Path, space: str, prefix: str, name: str, *options: str, register: bool,
-           driver_env: dict[str, str] | None = None) -> dict:
+           driver_env: dict[str, str] | None = None, trials: int = 4) -> dict:
     space_file = tmp_path / "space.yaml"
     space_file.write_text(space)
     try:
-        out = subprocess.run([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", "4", "--trial-cpus",
+        out = subprocess.run([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", str(trials), "--trial-cpus",
                               "0.25", "--json", "--name", name, *options, *_overrides(prefix, name, register)],
                              capture_output=True, text=True, timeout=480, cwd=REPO, env={**os.environ, **(driver_env or {})})
     except subprocess.TimeoutExpired as exc:  # Tune's status tables say what the trials were waiting for
@@ -360,8 +360,9 @@ def another_ray_instance():
 @pytest.mark.stack
 @pytest.mark.slow
 def test_pbt_sweep_exploits_a_donor_checkpoint_with_the_receivers_own_lr(stack, s3_shards, tmp_path, another_ray_instance):
-    """Synchronous PBT: after step 2 every trial pauses, the worst copies the best's checkpoint with
-    perturbed values, and each trial continues as a new Train run (generation 1) to step 4.
+    """Synchronous PBT: after step 2 both trials pause, the worse copies the better's checkpoint with
+    perturbed values, and each trial continues as a new Train run (generation 1) to step 4. (Two
+    trials: PBT's bottom quarter of two is one trial; four cost twice the Train runs.)
 
     With another Ray instance on the node: Ray Train's placement-group cleaners must still find the
     sweep's cluster, or every pause leaks its trial's worker CPUs and the sweep stalls."""
@@ -369,10 +370,10 @@ def test_pbt_sweep_exploits_a_donor_checkpoint_with_the_receivers_own_lr(stack, 
 
     name = f"pbt-{uuid.uuid4().hex[:6]}"
     summary = _sweep(tmp_path, "loss.weights.l1: loguniform(1, 30)\ntrain.lr_d: loguniform(1e-5, 1e-3)\n",
-                     s3_shards, name, "--scheduler", "pbt", "--pbt-sync", "--max-concurrent", "4",
-                     "--perturbation-interval", "2", register=False)
+                     s3_shards, name, "--scheduler", "pbt", "--pbt-sync", "--max-concurrent", "2",
+                     "--perturbation-interval", "2", register=False, trials=2)
     trials = summary["trials"]
-    assert len(trials) == 4 and all(t["status"] == "completed" and t["step"] == 4 for t in trials)
+    assert len(trials) == 2 and all(t["status"] == "completed" and t["step"] == 4 for t in trials)
     exploits = [(t, r) for t in trials for r in t["restores"]
                 if not r["from"].startswith(f"{name}-{t['trial_id']}-gen")]
     assert exploits, json.dumps(trials, indent=1)
@@ -388,13 +389,29 @@ def test_pbt_sweep_exploits_a_donor_checkpoint_with_the_receivers_own_lr(stack, 
     parent = client.get_run(summary["parent_run_id"])
     assert parent.data.params["scheduler"] == "pbt" and parent.data.params["pbt_sync"] == "True"
     children = _children(client, parent)
-    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     # One child per trial across generations; the exploiting generation's values are logged at step 2.
     receiver = next(c for c in children if c.data.tags["vton.trial_id"] == exploits[0][0]["trial_id"])
     assert receiver.data.tags["vton.generation"] == "1"
     history = client.get_metric_history(receiver.info.run_id, "hparam/train.lr_d")
     assert [m.step for m in history] == [0, 2]
     assert history[-1].value == pytest.approx(exploits[0][1]["config"]["train.lr_d"])
+
+
+def test_a_sweep_gives_its_trials_worker_groups_time_to_start_unless_the_user_said(monkeypatch):
+    """Ray Train's 60 s worker-group start timeout, on a node starting several trials at once, restarts
+    the groups again and again; the sweep's longer default reaches the trials through the driver's
+    runtime_env (FORWARDED_ENV), and a user's own value wins."""
+    from orchestrator.jobs.launch import FORWARDED_ENV
+    from tune.sweep import SWEEP_WORKER_START_TIMEOUT_S, WORKER_START_TIMEOUT_ENV, set_worker_start_timeout
+
+    assert WORKER_START_TIMEOUT_ENV in FORWARDED_ENV
+    monkeypatch.delenv(WORKER_START_TIMEOUT_ENV, raising=False)
+    set_worker_start_timeout()
+    assert os.environ[WORKER_START_TIMEOUT_ENV] == str(SWEEP_WORKER_START_TIMEOUT_S)
+    monkeypatch.setenv(WORKER_START_TIMEOUT_ENV, "45")
+    set_worker_start_timeout()
+    assert os.environ[WORKER_START_TIMEOUT_ENV] == "45"
 
 
 def test_optuna_search_samples_the_space_and_holds_the_concurrency_limit():

@@ -111,6 +111,20 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 
 # --------------------------------------------------------------------------------- running
 
+#: Seconds a trial's Train controller waits for its worker group. Ray's default (60 s) counts a slow
+#: start as a failure and starts the group over; a sweep starts up to --max-concurrent groups at
+#: once on shared nodes, each process importing torch, and on a 2-core node that took over 60 s
+#: (a PBT sweep's retries then ran past 8 minutes). A user's own setting wins.
+SWEEP_WORKER_START_TIMEOUT_S = 300
+WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+
+
+def set_worker_start_timeout() -> None:
+    """Before connecting: the variable reaches the trials (and their controllers) through the
+    driver's runtime_env (orchestrator.jobs.launch.FORWARDED_ENV)."""
+    os.environ.setdefault(WORKER_START_TIMEOUT_ENV, str(SWEEP_WORKER_START_TIMEOUT_S))
+
+
 
 def run_sweep(plan: SweepPlan) -> SweepSummary:
     """Run the sweep on the connected cluster; returns the summary (also logged to the parent run)."""

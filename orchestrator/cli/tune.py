@@ -13,7 +13,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from cluster.settings import apply_stack_env
     from orchestrator.config import load_config
     from orchestrator.jobs.connection import connect
-    from tune.sweep import SweepSettings, load_space, plan_sweep, run_sweep
+    from tune.sweep import SweepSettings, load_space, plan_sweep, run_sweep, set_worker_start_timeout
 
     cfg = load_config(args.config, args.overrides)
     space, space_text = load_space(args.space)
@@ -24,6 +24,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         name=args.name)
     plan = plan_sweep(cfg, space, settings, space_text)
     apply_stack_env()
+    set_worker_start_timeout()  # before connect(): it travels in the runtime_env connect() starts
     connect(cfg)
     summary = run_sweep(plan)
     print(summary.table())
