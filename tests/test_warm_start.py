@@ -53,15 +53,25 @@ def source(stack, tmp_path_factory):
             "ema": {k: v.clone() for k, v in loop.emas["G"].module.state_dict().items()}}
 
 
-def test_a_registered_stage_holds_every_network_and_serves_its_generator(source):
+def test_a_registered_stage_holds_every_network_and_serves_its_generator(source, monkeypatch):
+    """... and loading it fetches only what it uses: the state dicts, or the MLmodel and the pickled
+    modules (not the model's copy of vton_models, ~75 files, each a request to the tracking server)."""
+    import mlflow.artifacts
+
     from orchestrator.registry.models import load_network_weights, load_registered
 
-    weights, cfg = load_network_weights(f"models:/{source['name']}/{source['version']}")
+    fetched, download = [], mlflow.artifacts.download_artifacts
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts",
+                        lambda artifact_uri, **kw: fetched.append(artifact_uri) or download(artifact_uri, **kw))
+    uri = f"models:/{source['name']}/{source['version']}"
+    weights, cfg = load_network_weights(uri)
+    assert fetched == [f"{uri}/extra_files/stage_weights.pt"]
     assert set(weights) == {"G", "D", "ema/G"} and cfg.model.recipe == "unet_sa"
     for network in ("G", "D"):
         assert all(torch.equal(weights[network][k], v) for k, v in source["trained"][network].items())
     assert all(torch.equal(weights["ema/G"][k], v) for k, v in source["ema"].items())
     model = load_registered(f"models:/{source['name']}@champion")
+    assert fetched[1:] == [f"{uri}/MLmodel", f"{uri}/data"]
     assert list(model.networks) == ["G"]  # what generation runs: the EMA generator
     assert all(torch.equal(model.generator.state_dict()[k], v) for k, v in source["ema"].items())
 

@@ -128,15 +128,31 @@ def _config(uri: str, meta: dict):
     return config_from_dict(meta["vton_config"])
 
 
-def _download(uri: str, into: Path) -> Path:
+#: What loading a stage's modules needs of its logged model: the MLmodel and the pickled modules.
+#: Not ``code/`` (vton_models for pyfunc users elsewhere: this process has imported its own, which
+#: is what the pickle resolves to) nor the environment files and example: ~75 files, each a request
+#: to the tracking server, fewer per stage loaded (a try-on of a five-stage chain loads five).
+_MODULE_FILES = ("MLmodel", "data")
+_WEIGHTS_FILE = f"extra_files/{STAGE_WEIGHTS}"
+
+
+def _download(uri: str, into: Path, paths: tuple[str, ...]) -> Path:
+    """``paths`` of the logged model ``uri`` into ``into``, laid out as in the model."""
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(into)))
+    for path in paths:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"{uri}/{path}", dst_path=str(into))
+    return into
 
 
-def _stage_weights(local: Path) -> dict | None:
-    path = local / "extra_files" / STAGE_WEIGHTS
-    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+def _stage_weights(uri: str, local: Path) -> dict | None:
+    """The stage's ``stage_weights.pt``; None for a stage registered before it existed."""
+    from mlflow.artifacts import list_artifacts
+
+    if not list_artifacts(artifact_uri=f"{uri}/extra_files"):
+        return None
+    path = _download(uri, local, (_WEIGHTS_FILE,)) / _WEIGHTS_FILE
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_registered(uri: str) -> LoadedModel:
@@ -158,11 +174,11 @@ def load_registered(uri: str) -> LoadedModel:
     cfg = _config(uri, meta)
     recipe = build_recipe_from_config(cfg)
     with tempfile.TemporaryDirectory(prefix="vton-model-") as tmp:
-        local = _download(uri, Path(tmp))
+        local = _download(uri, Path(tmp), _MODULE_FILES)
         try:
             model = mlflow.pytorch.load_model(str(local), map_location="cpu")
         except (ModuleNotFoundError, AttributeError, ImportError) as exc:
-            networks = _rebuild_generators(uri, recipe, _stage_weights(local), exc)
+            networks = _rebuild_generators(uri, recipe, _stage_weights(uri, local), exc)
         else:
             if isinstance(model, nn.ModuleDict):
                 networks = dict(model.items())
@@ -198,10 +214,9 @@ def load_network_weights(uri: str) -> tuple[dict[str, dict[str, torch.Tensor]], 
     meta = get_model_info(uri).metadata or {}
     cfg = _config(uri, meta)
     with tempfile.TemporaryDirectory(prefix="vton-model-") as tmp:
-        local = _download(uri, Path(tmp))
-        weights = _stage_weights(local)
+        weights = _stage_weights(uri, Path(tmp))
         if weights is None:
-            model = mlflow.pytorch.load_model(str(local), map_location="cpu")
+            model = mlflow.pytorch.load_model(str(_download(uri, Path(tmp), _MODULE_FILES)), map_location="cpu")
             return {build_recipe_from_config(cfg).generator_names()[0]: model.state_dict()}, cfg
     out = dict(weights["networks"])
     out.update({f"ema/{n}": sd for n, sd in weights["ema"].items()})

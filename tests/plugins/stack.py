@@ -82,7 +82,7 @@ def pipeline_with_one_ray_job(directory, overrides, ray_stage: str) -> tuple[lis
     from orchestrator.jobs.pipeline import (check_stages, load_stages, ray_job_runner, register_pipeline_chain,
                                             run_pipeline)
     from orchestrator.jobs.preflight import preflight
-    from orchestrator.train.loop import GanLoop, WorkerContext
+    from orchestrator.train.loop import WorkerContext, train_worker
 
     said: list[str] = []
     on_ray = ray_job_runner(jobs.progress_printer(False), say=said.append)
@@ -91,7 +91,7 @@ def pipeline_with_one_ray_job(directory, overrides, ray_stage: str) -> tuple[lis
         if stage.name == ray_stage:
             return on_ray(stage)
         preflight(stage.cfg, where=0)  # what the job's entrypoint checks and pins before its workers
-        result = GanLoop(stage.cfg, WorkerContext()).run()
+        result = train_worker(stage.cfg, WorkerContext())  # what the Ray job's workers run
         return f"in-process-{stage.name}", {"steps": result.steps_run, "model_version": result.model_version,
                                             "mlflow_run_id": result.mlflow_run_id, "val_after": result.val_after}
 
