@@ -216,9 +216,10 @@ def _sweep(tmp_path: Path, space: str, prefix: str, name: str, *options: str, re
     space_file = tmp_path / "space.yaml"
     space_file.write_text(space)
     try:
-        out = subprocess.run([VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", str(trials), "--trial-cpus",
-                              "0.25", "--json", "--name", name, *options, *_overrides(prefix, name, register)],
-                             capture_output=True, text=True, timeout=480, cwd=REPO, env={**os.environ, **(driver_env or {})})
+        command = [VTON, "tune", str(DEMO), "--space", str(space_file), "--trials", str(trials),
+                   "--trial-cpus", "0.25", "--json", "--name", name, *options, *_overrides(prefix, name, register)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=480, cwd=REPO,
+                             env={**os.environ, **(driver_env or {})})
     except subprocess.TimeoutExpired as exc:  # Tune's status tables say what the trials were waiting for
         pytest.fail(f"vton tune ran past {exc.timeout}s\n--- stderr ---\n{_text(exc.stderr)[-6000:]}"
                     f"\n--- stdout ---\n{_text(exc.stdout)[-6000:]}")
@@ -402,8 +403,8 @@ def test_a_sweep_gives_its_trials_worker_groups_time_to_start_unless_the_user_sa
     """Ray Train's 60 s worker-group start timeout, on a node starting several trials at once, restarts
     the groups again and again; the sweep's longer default reaches the trials through the driver's
     runtime_env (FORWARDED_ENV), and a user's own value wins."""
-    from orchestrator.jobs.launch import FORWARDED_ENV
-    from tune.sweep import SWEEP_WORKER_START_TIMEOUT_S, WORKER_START_TIMEOUT_ENV, set_worker_start_timeout
+    from orchestrator.jobs.launch import FORWARDED_ENV, WORKER_START_TIMEOUT_ENV
+    from tune.sweep import SWEEP_WORKER_START_TIMEOUT_S, set_worker_start_timeout
 
     assert WORKER_START_TIMEOUT_ENV in FORWARDED_ENV
     monkeypatch.delenv(WORKER_START_TIMEOUT_ENV, raising=False)

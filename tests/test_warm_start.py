@@ -74,6 +74,9 @@ def test_a_registered_stage_holds_every_network_and_serves_its_generator(source,
     assert fetched[1:] == [f"{uri}/MLmodel", f"{uri}/data"]
     assert list(model.networks) == ["G"]  # what generation runs: the EMA generator
     assert all(torch.equal(model.generator.state_dict()[k], v) for k, v in source["ema"].items())
+    for form in (f"models:/{source['name']}@champion", f"models:/{source['name']}"):  # pinned first
+        assert set(load_network_weights(form)[0]) == {"G", "D", "ema/G"}, form
+    assert fetched[3:] == [f"{uri}/extra_files/stage_weights.pt"] * 2
 
 
 def test_a_run_starts_g_and_d_from_the_registered_stage_and_trains_them(source):

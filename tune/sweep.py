@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from orchestrator.config import Config, ConfigError, override_config
+from orchestrator.jobs.launch import WORKER_START_TIMEOUT_ENV
 from tune.results import SweepSummary, summarize_trial
 from tune.schedulers import TIME_ATTR, build_scheduler, build_search, check_search, infer_mode
 from tune.space import SearchSpace, SpaceError
@@ -116,14 +117,12 @@ def _check_metric_is_reported(cfg: Config, metric: str) -> None:
 #: once on shared nodes, each process importing torch, and on a 2-core node that took over 60 s
 #: (a PBT sweep's retries then ran past 8 minutes). A user's own setting wins.
 SWEEP_WORKER_START_TIMEOUT_S = 300
-WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 def set_worker_start_timeout() -> None:
     """Before connecting: the variable reaches the trials (and their controllers) through the
     driver's runtime_env (orchestrator.jobs.launch.FORWARDED_ENV)."""
     os.environ.setdefault(WORKER_START_TIMEOUT_ENV, str(SWEEP_WORKER_START_TIMEOUT_S))
-
 
 
 def run_sweep(plan: SweepPlan) -> SweepSummary:

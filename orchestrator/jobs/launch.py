@@ -21,14 +21,16 @@ from orchestrator.config import Config, config_from_dict
 from orchestrator.credentials import CREDENTIALS_FILE_ENV
 from orchestrator.provenance import GIT_COMMIT_ENV, git_commit
 
+#: Seconds Ray Train's controller waits for a worker group to start; `vton tune` sets a default
+#: (tune/sweep.py, SWEEP_WORKER_START_TIMEOUT_S), forwarded to the trials like the variables below.
+WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
+
 #: Environment a training worker needs to reach object storage and MLflow. No keys: they travel by
 #: reference (VTON_CREDENTIALS_FILE) or come from the nodes' environment, see credentials.py.
 FORWARDED_ENV = (
     "VTON_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", CREDENTIALS_FILE_ENV,
     "AWS_DEFAULT_REGION", "MLFLOW_TRACKING_URI", "VTON_GIT_COMMIT", "TORCH_HOME",
-    "VTON_BUCKET", "TORCH_EXTENSIONS_DIR",
-    # Ray Train's controller reads it; `vton tune` sets a default (tune/sweep.py, SWEEP_WORKER_START_TIMEOUT_S).
-    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S",
+    "VTON_BUCKET", "TORCH_EXTENSIONS_DIR", WORKER_START_TIMEOUT_ENV,
 )
 
 

@@ -211,6 +211,7 @@ def load_network_weights(uri: str) -> tuple[dict[str, dict[str, torch.Tensor]], 
 
     from orchestrator.recipes import build_recipe_from_config
 
+    uri = canonical_uri(uri)  # artifact paths below it ({uri}/extra_files/...) resolve under a pinned version
     meta = get_model_info(uri).metadata or {}
     cfg = _config(uri, meta)
     with tempfile.TemporaryDirectory(prefix="vton-model-") as tmp:
