@@ -22,7 +22,7 @@ demo: setup
 	$(VENV)/bin/vton demo
 
 test: setup
-	$(VENV)/bin/python -m pytest tests --durations=15
+	$(VENV)/bin/python -m pytest tests --durations=40
 
 stack-down: setup
 	$(VENV)/bin/vton stack down

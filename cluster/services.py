@@ -56,6 +56,8 @@ class Service:
     healthy: Callable[[StackSettings, Credentials], bool]
     address: Callable[[StackSettings], str]
     start_timeout_s: float
+    #: How long `down` lets the service's processes exit after SIGTERM before SIGKILL.
+    stop_grace_s: float = 20.0
 
 
 def _base_env() -> dict[str, str]:
@@ -212,5 +214,8 @@ SERVICES: tuple[Service, ...] = (
     Service("mlflow", "MLflow tracking server", lambda s: {"mlflow": s.ports.mlflow}, _mlflow_command,
             _mlflow_env, _mlflow_healthy, lambda s: s.mlflow_uri, start_timeout_s=90),
     Service("ray", "Ray head", _ray_ports, _ray_command, _ray_env, _ray_healthy,
-            lambda s: f"{s.ray_gcs_address} (jobs: {s.ray_job_address})", start_timeout_s=90),
+            lambda s: f"{s.ray_gcs_address} (jobs: {s.ray_job_address})", start_timeout_s=90,
+            # Its GCS and `ray start --block` outwait 20 s after SIGTERM (the raylet alone ~10 s) and
+            # hold nothing that outlives the stack: the GCS is in memory, `down` removes the session dir.
+            stop_grace_s=5.0),
 )

@@ -158,7 +158,7 @@ def down(settings: StackSettings, log=print) -> None:
             log(f"{service.name:7s} not started by this stack")
             continue
         if record.alive() or processes.session_members(record.pid):
-            processes.terminate_session(record)
+            processes.stop_session(record, service.stop_grace_s)
             log(f"{service.name:7s} stopped (pid {record.pid})")
         else:
             log(f"{service.name:7s} was not running")

@@ -50,7 +50,8 @@ def test_mlflow_metric_round_trip(stack):
     # Artifacts are proxied by the server onto the S3 server. (The client API, not the fluent one:
     # other tests in this process may have set a fluent active experiment.)
     client.log_text(run.info.run_id, "hello", "notes/hello.txt")
-    keys = [o["Key"] for o in stack.s3_client().list_objects_v2(Bucket="vton-mlflow").get("Contents", [])]
+    pages = stack.s3_client().get_paginator("list_objects_v2").paginate(Bucket="vton-mlflow")  # 1000 keys a page
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/notes/hello.txt") for k in keys)
 
 
