@@ -96,23 +96,24 @@ def terminate_session(record: PidRecord, grace_s: float = 20.0) -> None:
         _signal(pid, signal.SIGTERM)
     if leftovers:
         _wait(lambda: not session_members(record.pid), 5.0)
-    for pid in session_members(record.pid):
-        _signal(pid, signal.SIGKILL)
-    _wait(lambda: not session_members(record.pid), 5.0)
+    _kill_leftovers(record.pid)
 
 
 def stop_session(record: PidRecord, grace_s: float = 20.0) -> None:
-    """SIGTERM the leader and every process of its session at once (what `ray stop` does to a Ray
-    node's processes), then SIGKILL whatever is left after ``grace_s``: for a service that goes
-    away with everything it started. Leader first (``terminate_session``), a Ray head's leader
+    """SIGTERM every process of the leader's session at once, the leader too (what `ray stop` does
+    to a Ray node's processes), then SIGKILL whatever is left after ``grace_s``: for a service that
+    goes away with everything it started. Leader first (``terminate_session``), a Ray head's leader
     waited on its processes one by one and `vton stack down` took ~25 s."""
-    for pid in {record.pid, *session_members(record.pid)} if record.alive() else session_members(record.pid):
-        _signal(pid, signal.SIGTERM)
-    if _wait(lambda: not record.alive() and not session_members(record.pid), grace_s):
-        return
     for pid in session_members(record.pid):
+        _signal(pid, signal.SIGTERM)
+    _wait(lambda: not session_members(record.pid), grace_s)
+    _kill_leftovers(record.pid)
+
+
+def _kill_leftovers(sid: int) -> None:
+    for pid in session_members(sid):
         _signal(pid, signal.SIGKILL)
-    _wait(lambda: not session_members(record.pid), 5.0)
+    _wait(lambda: not session_members(sid), 5.0)
 
 
 def kill_session(record: PidRecord, timeout_s: float = 10.0) -> None:
