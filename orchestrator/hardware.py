@@ -2,12 +2,14 @@
 
 Why one place: the precision probe caches its choice per CPU model, the reference results keep
 digests per CPU model, and every benchmark names the CPU its figures come from; three parsers of
-``/proc/cpuinfo`` had started to drift.
+``/proc/cpuinfo`` had started to drift. What a process may use of it (torch's threads) is here too.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -20,3 +22,22 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` for a block, then the caller's again.
+
+    Why scoped: the count is per process, and an evaluation or a precision probe also runs inside
+    longer-lived processes (the promotion gate's driver, a notebook, a test session); setting it for
+    good left everything after them on one thread (a test session's in-process training ran at half
+    speed on 2 cores after its first in-process ``vton eval``).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

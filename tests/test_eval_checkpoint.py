@@ -52,10 +52,17 @@ def test_vton_eval_checkpoint_prints_and_writes_metrics(trained, metric_torch_ho
     from orchestrator.cli import main
 
     out = tmp_path / "results.json"
-    code = main(["eval", "--checkpoint", str(trained["checkpoint"]), "--data",
-                 f"file://{trained['root']}/shards/test/manifest.json", "--no-mlflow", "--fid-dims", "64",
-                 "--out", str(out)])
+    callers = torch.get_num_threads()
+    torch.set_num_threads(3)  # a caller's own count, e.g. a driver running the promotion gate
+    try:
+        code = main(["eval", "--checkpoint", str(trained["checkpoint"]), "--data",
+                     f"file://{trained['root']}/shards/test/manifest.json", "--no-mlflow", "--fid-dims", "64",
+                     "--threads", "1", "--out", str(out)])
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(callers)
     assert code == 0, capsys.readouterr().err
+    assert after == 3  # the eval's one thread was its own: in-process, it used to stay set for everything after
     result = json.loads(out.read_text())
     test_persons = len(list((trained["root"] / "data" / "test" / "image").iterdir()))
     assert result["metrics"]["images"] == test_persons and 0 < result["metrics"]["l1"] < 1

@@ -27,8 +27,13 @@ def test_auto_is_measured_once_then_cached_and_explicit_fp16_on_cpu_is_warned(tm
     cfg = tiny()
     assert cfg.precision.mode == "auto"  # the shipped configs' default
 
+    import torch
+
+    callers = torch.get_num_threads()
     first = precision_auto.measured_choice(cfg)
     assert not first.cached and first.mode in ("fp16", "bf16", "fp32") and first.device.startswith("cpu ")
+    # Measured with one worker's threads (ray.cpus_per_worker: 1), and the caller's count left as it was.
+    assert ", 1 thread(s) " in first.device and torch.get_num_threads() == callers
     assert set(first.seconds_per_step) == {"fp16", "bf16", "fp32"} and all(t > 0 for t in first.seconds_per_step.values())
     (cache,) = (tmp_path / "precision").glob("*.json")
     assert json.loads(cache.read_text())["mode"] == first.mode

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from orchestrator.hardware import torch_threads
 from orchestrator.registry.models import LoadedModel, ModelError, load_registered
 from orchestrator.registry.uris import is_model_reference
 from shards.progress import progress
@@ -172,26 +173,27 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
     from orchestrator.registry.stages import attach_consumed_stages
     from vton_models.metrics import MetricSuite, to_unit_range
 
-    torch.set_num_threads(max(1, task.threads))
-    cfg = model.config
-    recipe = build_recipe_from_config(cfg)
-    attach_consumed_stages(recipe)
-    suite = MetricSuite(task.suite_options())
-    representation = cfg.data.representation or recipe.representation.name
-    bar = progress(task.samples(), "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
-                   unit="images")
-    with torch.no_grad():
-        for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
-                                  tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
-                                  task.batch_size):
-            inputs = recipe.inputs(batch)
-            fake = to_unit_range(recipe.generate(model.networks, inputs))
-            real = to_unit_range(recipe.target(inputs))
-            garment = (to_unit_range(batch["cloth"]), batch["cloth_mask"]) if task.pairs == "unpaired" else None
-            suite.update(fake, real, list(batch["__key__"]), batch["parse"], garment)
-            bar.update(len(batch["__key__"]))
-    bar.close()
-    return suite.state_dict()
+    with torch_threads(task.threads):
+        cfg = model.config
+        recipe = build_recipe_from_config(cfg)
+        attach_consumed_stages(recipe)
+        suite = MetricSuite(task.suite_options())
+        representation = cfg.data.representation or recipe.representation.name
+        bar = progress(task.samples(), "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
+                       unit="images")
+        with torch.no_grad():
+            for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
+                                      tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
+                                      task.batch_size):
+                inputs = recipe.inputs(batch)
+                fake = to_unit_range(recipe.generate(model.networks, inputs))
+                real = to_unit_range(recipe.target(inputs))
+                unpaired = task.pairs == "unpaired"
+                garment = (to_unit_range(batch["cloth"]), batch["cloth_mask"]) if unpaired else None
+                suite.update(fake, real, list(batch["__key__"]), batch["parse"], garment)
+                bar.update(len(batch["__key__"]))
+        bar.close()
+        return suite.state_dict()
 
 
 def _ray_part(model_ref, task: EvalTask) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.config import Config, config_from_dict
+from orchestrator.hardware import torch_threads
 
 CACHE_ENV = "VTON_CACHE_DIR"
 
@@ -55,18 +56,18 @@ def _cache_file(cfg: Config, device: str) -> Path:
 
 
 def measured_choice(cfg: Config) -> PrecisionChoice:
-    """The choice for ``cfg`` on this process's device: from the cache, else measured and cached."""
-    import torch
+    """The choice for ``cfg`` on this process's device: from the cache, else measured and cached.
 
-    torch.set_num_threads(cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker)))
-    device = device_kind(cfg.ray.use_gpu)
-    path = _cache_file(cfg, device)
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        return PrecisionChoice(saved["mode"], saved["reason"], device, saved["seconds_per_step"], cached=True)
-    from orchestrator.train.precision_probe import choose_precision
+    With one worker's threads throughout: the device's description (the cache key) names them."""
+    with torch_threads(cfg.ray.threads_per_worker or int(cfg.ray.cpus_per_worker)):
+        device = device_kind(cfg.ray.use_gpu)
+        path = _cache_file(cfg, device)
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            return PrecisionChoice(saved["mode"], saved["reason"], device, saved["seconds_per_step"], cached=True)
+        from orchestrator.train.precision_probe import choose_precision
 
-    mode, timings, reason = choose_precision(cfg)
+        mode, timings, reason = choose_precision(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"mode": mode, "reason": reason, "seconds_per_step": timings, "device": device}))
