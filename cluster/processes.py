@@ -87,16 +87,12 @@ def session_members(sid: int) -> list[int]:
 
 
 def terminate_session(record: PidRecord, grace_s: float = 20.0) -> None:
-    """SIGTERM the leader (it cleans up its children), then SIGKILL whatever of its session is left."""
+    """SIGTERM the leader (it cleans up its children) and wait ``grace_s``, then stop what is left of
+    its session: for a Ray worker node, whose leader drains it before it goes."""
     if record.alive():
         _signal(record.pid, signal.SIGTERM)
         _wait(lambda: not record.alive(), grace_s)
-    leftovers = session_members(record.pid)
-    for pid in leftovers:
-        _signal(pid, signal.SIGTERM)
-    if leftovers:
-        _wait(lambda: not session_members(record.pid), 5.0)
-    _kill_leftovers(record.pid)
+    stop_session(record, 5.0)
 
 
 def stop_session(record: PidRecord, grace_s: float = 20.0) -> None:
@@ -107,13 +103,9 @@ def stop_session(record: PidRecord, grace_s: float = 20.0) -> None:
     for pid in session_members(record.pid):
         _signal(pid, signal.SIGTERM)
     _wait(lambda: not session_members(record.pid), grace_s)
-    _kill_leftovers(record.pid)
-
-
-def _kill_leftovers(sid: int) -> None:
-    for pid in session_members(sid):
+    for pid in session_members(record.pid):
         _signal(pid, signal.SIGKILL)
-    _wait(lambda: not session_members(sid), 5.0)
+    _wait(lambda: not session_members(record.pid), 5.0)
 
 
 def kill_session(record: PidRecord, timeout_s: float = 10.0) -> None:
