@@ -158,6 +158,7 @@ def viton_s3(stack, viton_shards) -> str:
     return shard_to_s3(viton_shards / "data", "viton", stack.bucket, "cpvton")
 
 
+@pytest.mark.slow
 def test_pipeline_trains_the_gmm_as_a_ray_job_then_tom_on_the_version_it_registered(viton_s3, tmp_path):
     """TOM trains in this process on the GMM version the Ray job registered (tests/plugins/stack.py)."""
     import shutil

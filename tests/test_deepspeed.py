@@ -208,6 +208,7 @@ def measured(shards, full_batches, tmp_path_factory) -> dict:
     return out
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 @pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("accum", ACCUMS)
 def test_zero_stage_matches_ddp_on_two_ray_workers(measured, stage, accum):
@@ -216,6 +217,7 @@ def test_zero_stage_matches_ddp_on_two_ray_workers(measured, stage, accum):
     assert diff <= ATOL, f"ZeRO-{stage} grad_accum {accum}: largest parameter difference vs DDP {diff:.3g} > {ATOL}"
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 def test_two_generators_in_one_phase_train_under_zero1_with_accumulation_as_under_ddp(measured):
     """tests/twin_family.py: G1 and G2 stepped by one phase (G2 on AdamW with weight decay and a
     linear decay), D1 and D2 by another; 2 Ray workers, grad_accum 2, ZeRO-1 == DDP."""
@@ -224,6 +226,7 @@ def test_two_generators_in_one_phase_train_under_zero1_with_accumulation_as_unde
     assert diff <= ATOL, f"ZeRO-1: largest parameter difference vs DDP {diff:.3g} > {ATOL}"
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 def test_resume_from_deepspeed_checkpoint_is_bit_exact(measured):
     assert measured["saved_steps"] == [1, 2, 3]
     assert measured["resumed_steps_run"] == STEPS - 1
@@ -236,16 +239,19 @@ def test_resume_from_deepspeed_checkpoint_is_bit_exact(measured):
     assert {"meta.json", "state.pt", "rng_rank0.pt", "rng_rank1.pt"} <= set(files)
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 def test_export_generator_from_zero2_checkpoint_equals_the_trained_module(measured):
     assert measured["export_keys_match"]
     assert measured["export_diff"] == 0.0
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 def test_bf16_runs_and_learns(measured):
     before, after = measured["bf16_val_l1"]
     assert after < before, f"held-out L1 did not improve in bf16: {before:.4f} -> {after:.4f}"
 
 
+@pytest.mark.slow  # all share one ~100 s Ray Train job (the measured fixture)
 def test_fp16_config_is_built_and_cpu_refusal_is_real(measured):
     enabled, initial_scale, dynamic = measured["fp16_parsed"]
     assert enabled and initial_scale == 1024.0

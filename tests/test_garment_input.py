@@ -181,6 +181,7 @@ def _train_and_score(root: Path, variant: str, steps: int) -> tuple[float, float
     return before["transfer_score"], after["transfer_score"]
 
 
+@pytest.mark.slow
 def test_the_garment_aware_generator_learns_to_put_the_new_garment_on_and_the_papers_cannot(shards, samples):
     before, aware = _train_and_score(shards, "cloth_and_mask", STEPS)
     print(f"transfer score after {STEPS} steps: cloth_and_mask {before:.2f} -> {aware:.2f}")

@@ -193,6 +193,7 @@ def mpv_s3(stack, mpv_shards) -> str:
     return shard_to_s3(mpv_shards / "data", "mpv_triplets", stack.bucket, "spg_vton")
 
 
+@pytest.mark.slow
 def test_pipeline_trains_the_three_steps_the_tryon_step_as_a_ray_job_under_deepspeed(mpv_s3, mpv_shards, tmp_path,
                                                                                      metric_torch_home, capsys):
     """``vton pipeline configs/spg_vton/``: G1's pixel accuracy rises; G3's and G2's held-out L1 fall

@@ -54,6 +54,7 @@ def _registered_checkpoints(stack, name: str) -> list[str]:
     return sorted(registered_checkpoint_names(json.loads(body.read())))
 
 
+@pytest.mark.slow
 def test_killed_job_resumes_from_its_s3_checkpoint_in_the_same_mlflow_run(stack, s3_shards, tmp_path):
     from mlflow import MlflowClient
 
@@ -170,6 +171,7 @@ def test_a_run_whose_driver_was_sigkilled_is_marked_failed_by_jobs_status(stack,
     assert mlflow.get_run(run.info.run_id).info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_and_beats_the_untrained_model(stack):
     """`vton demo` as the README runs it, at a quarter of its steps (the whole chain, ~150 s less):
     tests/test_garment_input.py trains its generator for 300 steps and checks the try-on it learns."""
@@ -235,6 +237,7 @@ def test_viton_hd_seg_stage_learns_in_fp16_with_accumulation_4_at_batch_1(stack,
     assert history and all(m.value > 0 for m in history)  # the fp16 loss scaler of D is live
 
 
+@pytest.mark.slow
 def test_vton_pipeline_trains_the_gmm_then_alias_on_the_version_it_just_registered(stack, s3_shards, tmp_path, capsys):
     import shutil
 

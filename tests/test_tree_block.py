@@ -231,6 +231,7 @@ def mpv_s3(stack, mpv_shards) -> str:
     return shard_to_s3(mpv_shards / "data", "mpv_triplets", stack.bucket, "tree_block")
 
 
+@pytest.mark.slow
 def test_pipeline_runs_the_five_stages_each_wired_to_the_versions_before_it_the_gmm_as_a_ray_job(
         mpv_s3, mpv_shards, tmp_path, metric_torch_home, capsys):
     """The pipeline's ordering and wiring over all five stages; the GMM stage learns as a Ray job
