@@ -7,10 +7,19 @@ digests per CPU model, and every benchmark names the CPU its figures come from; 
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask: a container's or taskset's share), not the host's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:

@@ -50,6 +50,7 @@ def test_the_checkpoint_generator_is_the_exported_one(trained):
 
 def test_vton_eval_checkpoint_prints_and_writes_metrics(trained, metric_torch_home, tmp_path, capsys):
     from orchestrator.cli import main
+    from orchestrator.hardware import usable_cpus
 
     out = tmp_path / "results.json"
     callers = torch.get_num_threads()
@@ -66,7 +67,18 @@ def test_vton_eval_checkpoint_prints_and_writes_metrics(trained, metric_torch_ho
     result = json.loads(out.read_text())
     test_persons = len(list((trained["root"] / "data" / "test" / "image").iterdir()))
     assert result["metrics"]["images"] == test_persons and 0 < result["metrics"]["l1"] < 1
-    assert result["model_uri"] == str(trained["checkpoint"]) and "ssim" in capsys.readouterr().out
+    assert result["model_uri"] == str(trained["checkpoint"]) and result["threads_per_worker"] == 1
+    assert "1 workers x 1 threads" in capsys.readouterr().out
+
+    # By default the one worker has this machine's cores; the numbers are the same up to rounding.
+    code = main(["eval", "--checkpoint", str(trained["checkpoint"]), "--data",
+                 f"file://{trained['root']}/shards/test/manifest.json", "--no-mlflow", "--fid-dims", "64",
+                 "--out", str(tmp_path / "default.json")])
+    assert code == 0, capsys.readouterr().err
+    default = json.loads((tmp_path / "default.json").read_text())
+    assert default["threads_per_worker"] == usable_cpus()
+    for key in ("l1", "ssim", "fid"):
+        assert default["metrics"][key] == pytest.approx(result["metrics"][key], rel=1e-4, abs=1e-6), key
 
 
 def test_a_bad_checkpoint_url_names_what_is_missing(trained, tmp_path, capsys):

@@ -90,7 +90,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "unpaired: another person's garment, distribution metrics only (FID, KID, IS)")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.add_argument("--workers", type=int, default=1, help="Ray tasks, one shard split each")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads per worker (default 0: this machine's cores shared by the workers)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log an MLflow run")
     p.add_argument("--teacher-forced", action="store_true",
                    help="allow a teacher-forced training stage (VITON-HD's alias/gmm read the ground-truth parse); "

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from orchestrator.hardware import torch_threads
+from orchestrator.hardware import torch_threads, usable_cpus
 from orchestrator.registry.models import LoadedModel, ModelError, load_registered
 from orchestrator.registry.uris import is_model_reference
 from shards.progress import progress
@@ -217,13 +217,14 @@ class EvalResult:
     metrics: dict[str, float]
     protocol: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+    threads_per_worker: int = 1  # with ``workers``, what ``seconds`` was measured on
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=float)
 
     def table(self) -> str:
         lines = [f"{self.model_uri} on {self.data} ({self.pairs}, {int(self.metrics['images'])} images, "
-                 f"{self.seconds:.1f}s, {self.workers} workers)"]
+                 f"{self.seconds:.1f}s, {self.workers} workers x {self.threads_per_worker} threads)"]
         if self.protocol.get("generated_from"):
             lines.append(f"  generated from: {self.protocol['generated_from']}")
         lines += [f"  {name:20s} {value:.6g}" for name, value in self.metrics.items() if name != "images"]
@@ -300,7 +301,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     ``is_splits`` > 1 adds IS and mask-IS as mean and std over that many splits (seed 002's protocol);
     ``mask_region`` is what the masked metrics keep (seed 004's cloth or face_hair regions);
     ``networks`` the pretrained networks to load (the others' metrics are skipped, and so are their
-    weight files: a promotion gate judging on L1 needs neither)."""
+    weight files: a promotion gate judging on L1 needs neither); ``threads_per_worker`` 0 shares this
+    machine's cores among the workers."""
     from shards.manifest import Manifest
     from vton_models.metrics import MetricSuite
 
@@ -308,6 +310,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
         raise EvalError(f"--pairs {pairs!r}: allowed paired, unpaired")
     if workers < 1:
         raise EvalError(f"--workers {workers}: must be >= 1")
+    if threads_per_worker < 0:
+        raise EvalError(f"--threads {threads_per_worker}: must be >= 1, or 0 for this machine's cores")
     if is_splits < 1:
         raise EvalError(f"--is-splits {is_splits}: must be >= 1")
     if mask_region not in MASK_REGIONS:
@@ -316,6 +320,7 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     if manifest.num_samples == 0:
         raise EvalError(f"--data {data}: the manifest lists no samples")
     workers = min(workers, len(manifest.shards))
+    threads_per_worker = threads_per_worker or max(1, usable_cpus() // workers)
     model = load_model(model_uri)
     generated_from = evaluated_inputs(model, teacher_forced)
     start = time.monotonic()
@@ -340,7 +345,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     result = EvalResult(model_uri, model.name, model.version, data, pairs, workers, time.monotonic() - start,
                         metrics, {"generated_from": generated_from,
                                   **protocol_card(tuple(model.config.data.image_size), is_splits, mask_region),
-                                  **({"skipped": skipped} if skipped else {})})
+                                  **({"skipped": skipped} if skipped else {})},
+                        threads_per_worker=threads_per_worker)
     if log_to_mlflow:
         result.mlflow_run_id = log_eval_run(result)
     return result
@@ -359,7 +365,8 @@ def log_eval_run(result: EvalResult) -> str:
         result.model_uri.rstrip("/").rsplit("/", 2)[-2]  # a checkpoint: its run name
     name = f"eval-{subject}-{result.pairs}"
     with mlflow.start_run(run_name=name, tags=tags) as run:
-        mlflow.log_params({"data": result.data, "pairs": result.pairs, "workers": result.workers})
+        mlflow.log_params({"data": result.data, "pairs": result.pairs, "workers": result.workers,
+                           "threads_per_worker": result.threads_per_worker})
         mlflow.log_metrics({f"{result.pairs}/{k}": float(v) for k, v in result.metrics.items()
                             if np.isfinite(v)})
         mlflow.log_dict(json.loads(result.to_json()), "eval/results.json")
