@@ -283,7 +283,9 @@ def test_channels_last_trains_like_contiguous_with_nhwc_weights_and_inputs(shard
         return loop, loop.run().last_metrics
 
     plain, plain_metrics = run()
+    assert torch.are_deterministic_algorithms_enabled()
     nhwc, nhwc_metrics = run("train.channels_last=true", "train.deterministic=false", "train.cudnn_benchmark=true")
+    assert not torch.are_deterministic_algorithms_enabled()  # per process: the run before left it on
     losses = sorted(k for k in plain_metrics if k.startswith("loss/"))
     assert losses and losses == sorted(k for k in nhwc_metrics if k.startswith("loss/"))
     for key in losses:

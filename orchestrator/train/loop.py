@@ -110,8 +110,9 @@ class GanLoop:
     def __init__(self, cfg: Config, ctx: WorkerContext, hooks: LoopHooks | None = None) -> None:
         self.cfg, self.ctx, self.hooks = cfg, ctx, hooks or LoopHooks()
         seed_everything(cfg.train.seed)  # identical initial weights on every rank
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True)
+        # Either way: the setting is per process, and a deterministic run before this one in the same
+        # process (a notebook, a test session) left it on, NaN-filling every new tensor's memory.
+        torch.use_deterministic_algorithms(cfg.train.deterministic)
         configure_cudnn(cfg.train.cudnn_benchmark, ctx.device, announce=ctx.rank == 0)
         self.recipe = build_recipe_from_config(cfg)
         refuse_inference_only(self.recipe)
