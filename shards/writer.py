@@ -513,10 +513,6 @@ class VerifyReport:
 
 def verify_shards(manifest_url: str, show_progress: bool = False) -> VerifyReport:
     """Re-read every shard of the manifest at ``manifest_url``; see the module docstring."""
-    from shards.decode import BadSampleError, decode_sample
-    from shards.store import StoreError
-    from shards.tario import CorruptSampleError, UnsafeMemberError, scan_shard
-
     from shards.progress import progress
 
     started = time.monotonic()
@@ -524,65 +520,76 @@ def verify_shards(manifest_url: str, show_progress: bool = False) -> VerifyRepor
     store = manifest.store()
     report = VerifyReport(manifest_url=store.url_for("manifest.json"))
     bar = progress(len(manifest.shards), "verify", unit="shards") if show_progress else None
-    for rec in manifest.shards:
-        if bar is not None and report.shards:
-            bar.update(1)
-        report.shards += 1
-        fails = report.failures
-        url = store.url_for(rec.name)
-        try:
-            f = store.open_read(rec.name)
-        except StoreError as exc:
-            fails.append(VerifyFailure(rec.name, None, f"cannot open: {exc}"))
-            continue
-        hashing = _HashingReader(f)
-        seen: list[tuple[str, int]] = []
-        parsed = False
-        try:
-            for sample in scan_shard(hashing, url):
-                seen.append((sample.key, sample.offset))
-                report.samples += 1
-                damaged = damaged_members(sample.members)
-                if damaged:
-                    fails.append(VerifyFailure(rec.name, sample.key, "member(s) " + ", ".join(damaged) +
-                                               ": sha256 differs from the one recorded at build time"))
-                try:
-                    decode_sample(sample.members, sample.key)
-                except BadSampleError as exc:
-                    fails.append(VerifyFailure(rec.name, sample.key, f"{exc.reason}: {exc.detail}"))
-            parsed = True
-        except UnsafeMemberError as exc:
-            fails.append(VerifyFailure(rec.name, None, f"unsafe member: {exc}"))
-        except CorruptSampleError as exc:
-            fails.append(VerifyFailure(rec.name, exc.key, str(exc)))
-        except StoreError as exc:
-            fails.append(VerifyFailure(rec.name, None, str(exc)))
-        try:
-            hashing.drain()  # the rest of the object, so size and sha256 are checked even after a failure
-        except StoreError as exc:
-            fails.append(VerifyFailure(rec.name, None, str(exc)))
-        finally:
-            f.close()
-        report.bytes += hashing.count
-        if hashing.complete:
-            if hashing.count != rec.bytes:
-                fails.append(VerifyFailure(rec.name, None, f"size {hashing.count} bytes, manifest says {rec.bytes}"))
-            elif hashing.sha.hexdigest() != rec.sha256:
-                fails.append(VerifyFailure(rec.name, None, "sha256 differs from the manifest"))
-        if parsed:
-            keys = tuple(k for k, _ in seen)
-            if keys != rec.keys:
-                extra = sorted(set(keys) - set(rec.keys))[:5]
-                lost = sorted(set(rec.keys) - set(keys))[:5]
-                fails.append(VerifyFailure(rec.name, None, f"sample keys differ from the manifest "
-                                           f"(unexpected {extra}, missing {lost})"))
-            elif tuple(o for _, o in seen) != rec.offsets[:-1]:
-                fails.append(VerifyFailure(rec.name, None, "sample offsets differ from the manifest index"))
-    if bar is not None:
-        bar.update(1)
-        bar.close()
+    try:
+        for rec in manifest.shards:
+            _verify_shard(store, rec, report)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _verify_shard(store: ObjectStore, rec: ShardRecord, report: VerifyReport) -> None:
+    """One shard into ``report``: its samples scanned and decoded, then its size, sha256, keys and
+    offsets against the manifest's record ``rec``."""
+    from shards.decode import BadSampleError, decode_sample
+    from shards.store import StoreError
+    from shards.tario import CorruptSampleError, UnsafeMemberError, scan_shard
+
+    report.shards += 1
+    fails = report.failures
+    url = store.url_for(rec.name)
+    try:
+        f = store.open_read(rec.name)
+    except StoreError as exc:
+        fails.append(VerifyFailure(rec.name, None, f"cannot open: {exc}"))
+        return
+    hashing = _HashingReader(f)
+    seen: list[tuple[str, int]] = []
+    parsed = False
+    try:
+        for sample in scan_shard(hashing, url):
+            seen.append((sample.key, sample.offset))
+            report.samples += 1
+            damaged = damaged_members(sample.members)
+            if damaged:
+                fails.append(VerifyFailure(rec.name, sample.key, "member(s) " + ", ".join(damaged) +
+                                           ": sha256 differs from the one recorded at build time"))
+            try:
+                decode_sample(sample.members, sample.key)
+            except BadSampleError as exc:
+                fails.append(VerifyFailure(rec.name, sample.key, f"{exc.reason}: {exc.detail}"))
+        parsed = True
+    except UnsafeMemberError as exc:
+        fails.append(VerifyFailure(rec.name, None, f"unsafe member: {exc}"))
+    except CorruptSampleError as exc:
+        fails.append(VerifyFailure(rec.name, exc.key, str(exc)))
+    except StoreError as exc:
+        fails.append(VerifyFailure(rec.name, None, str(exc)))
+    try:
+        hashing.drain()  # the rest of the object, so size and sha256 are checked even after a failure
+    except StoreError as exc:
+        fails.append(VerifyFailure(rec.name, None, str(exc)))
+    finally:
+        f.close()
+    report.bytes += hashing.count
+    if hashing.complete:
+        if hashing.count != rec.bytes:
+            fails.append(VerifyFailure(rec.name, None, f"size {hashing.count} bytes, manifest says {rec.bytes}"))
+        elif hashing.sha.hexdigest() != rec.sha256:
+            fails.append(VerifyFailure(rec.name, None, "sha256 differs from the manifest"))
+    if parsed:
+        keys = tuple(k for k, _ in seen)
+        if keys != rec.keys:
+            extra = sorted(set(keys) - set(rec.keys))[:5]
+            lost = sorted(set(rec.keys) - set(keys))[:5]
+            fails.append(VerifyFailure(rec.name, None, f"sample keys differ from the manifest "
+                                       f"(unexpected {extra}, missing {lost})"))
+        elif tuple(o for _, o in seen) != rec.offsets[:-1]:
+            fails.append(VerifyFailure(rec.name, None, "sample offsets differ from the manifest index"))
 
 
 class _HashingReader:
