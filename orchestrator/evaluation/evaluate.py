@@ -153,12 +153,7 @@ class EvalTask:
     is_splits: int = 1
     mask_region: str = "foreground"
     networks: tuple[str, ...] = ALL_NETWORKS
-
-    def samples(self) -> int:
-        """How many test images this task evaluates (its shards of the manifest)."""
-        from shards.manifest import Manifest
-
-        return sum(rec.samples for rec in Manifest.load(self.manifest_url).shards[self.worker::self.workers])
+    samples: int = 0  # test images in this task's shards (its progress bar's total), from the caller's manifest
 
     def suite_options(self) -> Any:
         from vton_models.metrics import SuiteOptions
@@ -179,7 +174,7 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
         attach_consumed_stages(recipe)
         suite = MetricSuite(task.suite_options())
         representation = cfg.data.representation or recipe.representation.name
-        bar = progress(task.samples(), "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
+        bar = progress(task.samples, "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
                        unit="images")
         with torch.no_grad():
             for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
@@ -325,7 +320,8 @@ def run_eval(model_uri: str, data: str, pairs: str = "paired", workers: int = 1,
     generated_from = evaluated_inputs(model, teacher_forced)
     start = time.monotonic()
     tasks = [EvalTask(data, pairs, i, workers, threads_per_worker, batch_size, fid_dims, is_splits, mask_region,
-                      tuple(networks)) for i in range(workers)]
+                      tuple(networks), sum(rec.samples for rec in manifest.shards[i::workers]))
+             for i in range(workers)]
     skipped = [NETWORK_METRICS[n] for n in ALL_NETWORKS if n not in networks]
     if skipped:
         print(f"[vton] eval: skipping {'; '.join(skipped)}: not needed here", file=sys.stderr, flush=True)
