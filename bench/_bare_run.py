@@ -33,7 +33,7 @@ def main(path: str) -> None:
     from orchestrator.train.loop import GanLoop, WorkerContext
 
     cfg = config_from_dict(json.loads(Path(path).read_text()))
-    torch.set_num_threads(cfg.ray.threads_per_worker or int(cfg.ray.cpus_per_worker))
+    torch.set_num_threads(cfg.ray.worker_threads)
     loop = GanLoop(cfg, WorkerContext())
     before = rss_bytes()  # networks, optimizers and consumed stages built; no batch yet
     result = loop.run()

@@ -41,7 +41,7 @@ def run_bare(cfg: Config) -> float:
     """The same loop in this process: no Ray, no process group."""
     from orchestrator.train.loop import GanLoop, WorkerContext
 
-    torch.set_num_threads(cfg.ray.threads_per_worker or int(cfg.ray.cpus_per_worker))
+    torch.set_num_threads(cfg.ray.worker_threads)
     result = GanLoop(cfg, WorkerContext()).run()
     return float(result.last_metrics["perf/steady_steps_per_s"])
 

@@ -190,6 +190,11 @@ class RayConfig:
     placement_strategy: PlacementStrategy = "PACK"
     address: str = ""  # "" = RAY_ADDRESS / stack env file / a local in-process Ray
 
+    @property
+    def worker_threads(self) -> int:
+        """torch's intra-op threads in one worker: ``threads_per_worker``, else its whole CPUs (at least one)."""
+        return self.threads_per_worker or max(1, int(self.cpus_per_worker))
+
 
 @dataclass
 class Config:

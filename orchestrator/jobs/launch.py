@@ -69,8 +69,7 @@ def _train_fn(config: dict) -> None:
     print(f"[vton] worker {context.get_world_rank()}/{context.get_world_size()} on node "
           f"{ray.get_runtime_context().get_node_id()[:12]} "
           f"({'resuming' if checkpoint is not None else 'starting'})", flush=True)
-    threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(cfg.ray.worker_threads)
     if cfg.ray.use_gpu:
         import ray.train.torch
 
@@ -124,8 +123,7 @@ def build_trainer(cfg: Config, callbacks: Sequence[Any] = (), init_checkpoint: A
     env[GIT_COMMIT_ENV] = git_commit()  # workers may run from a copy without .git (Tune trials do)
     if os.environ.get("VTON_TORCH_EXTENSIONS_DIR"):  # DeepSpeed's JIT build cache (deepspeed_shm_comm on CPU)
         env["TORCH_EXTENSIONS_DIR"] = os.environ["VTON_TORCH_EXTENSIONS_DIR"]
-    threads = cfg.ray.threads_per_worker or max(1, int(cfg.ray.cpus_per_worker))
-    env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    env.update({"OMP_NUM_THREADS": str(cfg.ray.worker_threads), "MKL_NUM_THREADS": str(cfg.ray.worker_threads)})
     # Ray Train sends a worker's print() to its logger *and*, when anything (MLflow) has wrapped
     # sys.stdout, to stdout too: every progress line reached the job log twice.
     env["RAY_TRAIN_ENABLE_PRINT_PATCH"] = "0"

@@ -59,7 +59,7 @@ def measured_choice(cfg: Config) -> PrecisionChoice:
     """The choice for ``cfg`` on this process's device: from the cache, else measured and cached.
 
     With one worker's threads throughout: the device's description (the cache key) names them."""
-    with torch_threads(cfg.ray.threads_per_worker or int(cfg.ray.cpus_per_worker)):
+    with torch_threads(cfg.ray.worker_threads):
         device = device_kind(cfg.ray.use_gpu)
         path = _cache_file(cfg, device)
         if path.is_file():
