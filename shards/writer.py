@@ -50,7 +50,7 @@ from webdataset import TarWriter
 from shards.digests import DIGEST_MEMBER, damaged_members, digest_member, digest_member_size
 from shards.manifest import Manifest, ManifestError, ShardRecord
 from shards.sample import SampleSource
-from shards.store import FileStore, ObjectNotFoundError, ObjectStore, open_store
+from shards.store import FileStore, ObjectNotFoundError, ObjectStore, StoreError, open_store
 
 log = logging.getLogger("shards.writer")
 
@@ -536,7 +536,6 @@ def _verify_shard(store: ObjectStore, rec: ShardRecord, report: VerifyReport) ->
     """One shard into ``report``: its samples scanned and decoded, then its size, sha256, keys and
     offsets against the manifest's record ``rec``."""
     from shards.decode import BadSampleError, decode_sample
-    from shards.store import StoreError
     from shards.tario import CorruptSampleError, UnsafeMemberError, scan_shard
 
     report.shards += 1

@@ -176,6 +176,7 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
         representation = cfg.data.representation or recipe.representation.name
         bar = progress(task.samples, "eval" if task.workers == 1 else f"eval {task.worker + 1}/{task.workers}",
                        unit="images")
+        unpaired = task.pairs == "unpaired"
         with torch.no_grad():
             for batch in eval_batches(task.manifest_url, task.worker, task.workers, task.pairs,
                                       tuple(cfg.data.image_size), representation, {"sigma": cfg.data.pose_sigma},
@@ -183,7 +184,6 @@ def evaluate_part(model: LoadedModel, task: EvalTask) -> dict[str, Any]:
                 inputs = recipe.inputs(batch)
                 fake = to_unit_range(recipe.generate(model.networks, inputs))
                 real = to_unit_range(recipe.target(inputs))
-                unpaired = task.pairs == "unpaired"
                 garment = (to_unit_range(batch["cloth"]), batch["cloth_mask"]) if unpaired else None
                 suite.update(fake, real, list(batch["__key__"]), batch["parse"], garment)
                 bar.update(len(batch["__key__"]))
